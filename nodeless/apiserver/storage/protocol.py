@@ -99,6 +99,24 @@ class CompactedError(StorageError):
         self.compacted = compacted
 
 
+class WatchOverflowError(CompactedError):
+    """A watcher fell so far behind that its bounded queue overflowed; the watch is over.
+
+    Writers never wait for watchers, so a consumer that cannot keep up loses its watch
+    instead of slowing the store down. It subclasses CompactedError on purpose: the API
+    server answers both the same way (a 410 Gone watch ERROR), and the client re-lists.
+    `requested` is the last revision the watcher delivered, `compacted` the store's
+    revision when it overflowed.
+    """
+
+    def __init__(self, requested: int, current: int) -> None:
+        super().__init__(requested, current)
+        self.args = (
+            f"watcher fell behind after revision {requested} (store at {current}); "
+            "re-list and watch again",
+        )
+
+
 class FutureRevisionError(StorageError):
     """The requested revision is newer than the store's current revision."""
 
@@ -162,7 +180,10 @@ class Store(Protocol):
         """Changes under `prefix` with mod_revision > `revision`, in revision order.
 
         The iterator runs until closed (`aclose()`); it may yield Progress heartbeats.
-        Raises CompactedError (on first iteration) if `revision` was compacted away.
+        Raises CompactedError (on first iteration) if `revision` was compacted away, i.e.
+        if `revision + 1` is older than the compacted revision (etcd's rule), and
+        WatchOverflowError (a CompactedError) later if the consumer falls too far behind.
+        A `revision` in the future is allowed: events start after it.
         """
         ...
 
@@ -171,7 +192,12 @@ class Store(Protocol):
         ...
 
     async def compact(self, revision: int) -> None:
-        """Forget history before `revision` (the current values always stay)."""
+        """Forget history before `revision` (the current values always stay).
+
+        Afterwards list at a revision below `revision` raises CompactedError. Compacting
+        to or below the already compacted revision is a no-op; a future revision raises
+        FutureRevisionError. On etcd compaction is global to the cluster, prefix or not.
+        """
         ...
 
     async def close(self) -> None: ...
