@@ -12,7 +12,6 @@ from typing import Any
 
 from nodeless.apiserver.objects import now_rfc3339
 from nodeless.apiserver.resources.registry import Registry, ResourceType
-
 from nodeless.apiserver.strategy import CRD_CLEANUP_FINALIZER as CLEANUP_FINALIZER
 
 __all__ = ["CLEANUP_FINALIZER", "resource_types", "sync_registry"]

@@ -487,25 +487,27 @@ def _merge_ordered_lists(original: dict[str, Any], patch: dict[str, Any],
             _fail(_bad_arg_type("[]interface {}", order))
         key = _directive_target(directive, _SET_ORDER, _BAD_SET_ORDER)
         in_original, in_patch = key in original, key in patch
-        current, change = original.get(key), patch.get(key)
-        for value, present in ((current, in_original), (change, in_patch)):
-            if present and not isinstance(value, list):
-                _fail(_bad_arg_type("[]interface {}", value))
-        field = _field(schema, key, of_list=True)
-        _check_order(change if in_patch else [], order, field.merge_key)
-        if in_original and in_patch:
-            merged = _merge_list_field(current, change, field, False)
-        elif in_patch:
-            merged = _cleaned(change, drop_nulls=False)
-        elif in_original:
-            merged = current
-        else:
+        if not (in_original or in_patch):
             continue
-        server = current if in_original else []
-        kind = _element_kind(server, change if in_patch else [])
+        current = _list_or_fail(original.get(key)) if in_original else []
+        change = _list_or_fail(patch.get(key)) if in_patch else []
+        field = _field(schema, key, of_list=True)
+        _check_order(change, order, field.merge_key)
+        if in_original and in_patch:
+            # Merging may write through `current`; the order below reads it as kube does.
+            merged = _merge_list_field(current, change, field, False)
+        else:
+            merged = current if in_original else _cleaned(change, drop_nulls=False)
+        kind = _element_kind(current, change)
         ordered, rest = _partition(merged, order, field.merge_key)
-        original[key] = _arrange(ordered, rest, order, server, field.merge_key, kind)
+        original[key] = _arrange(ordered, rest, order, current, field.merge_key, kind)
         patch.pop(key, None)
+
+
+def _list_or_fail(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        _fail(_bad_arg_type("[]interface {}", value))
+    return value
 
 
 def _check_order(change: list[Any], order: list[Any], merge_key: str) -> None:
@@ -738,7 +740,7 @@ def _set_cleaned(original: dict[str, Any], key: str, value: Any, *, drop_nulls: 
 
 def _cleaned(value: list[Any], *, drop_nulls: bool) -> list[Any]:
     cleaned, _ = _clean(value, drop_nulls)
-    return cleaned
+    return list(cleaned)
 
 
 def _clean(value: Any, drop_nulls: bool) -> tuple[Any, bool]:

@@ -26,7 +26,13 @@ from nodeless.apiserver.http.discovery import add_discovery_routes
 from nodeless.apiserver.http.handlers import ResourceHandler
 from nodeless.apiserver.http.openapi import add_openapi_routes
 from nodeless.apiserver.metrics import Metrics
-from nodeless.apiserver.objects import ListOptions, ObjectStore, RequestContext, UserInfo, WatchOptions
+from nodeless.apiserver.objects import (
+    ListOptions,
+    ObjectStore,
+    RequestContext,
+    UserInfo,
+    WatchOptions,
+)
 from nodeless.apiserver.resources.registry import Registry, ResourceType
 from nodeless.apiserver.storage import open_store
 from nodeless.apiserver.storage.protocol import Store, StoreUnavailableError

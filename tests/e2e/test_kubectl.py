@@ -144,7 +144,8 @@ def test_crd_and_custom_object(apiserver: RunningAPIServer, namespace: str) -> N
     widget = get_json(apiserver, "-n", namespace, "wd", "w1")
     assert widget["spec"] == {"size": 5, "color": "blue"}  # schema default applied
     table = apiserver.kubectl("get", "-n", namespace, "widgets").stdout
-    assert table.split("\n")[0].split() == ["NAME", "SIZE", "AGE"]
+    # With printer columns declared, kube shows exactly those (no implicit AGE).
+    assert table.split("\n")[0].split() == ["NAME", "SIZE"]
     assert table.split("\n")[1].split()[:2] == ["w1", "5"]
     bad = apiserver.kubectl("apply", "-n", namespace, "-f", "-", check=False,
                             input=_fill(WIDGET, size=0).replace("w1", "w2"))
@@ -239,7 +240,7 @@ def test_label_annotate_patch_edit_scale(apiserver: RunningAPIServer, namespace:
         "spec"]["containers"]
     assert {c["name"]: c["image"] for c in containers}["nginx"] == "nginx:1.29"
 
-    editor = textwrap.dedent(f"""\
+    editor = textwrap.dedent("""\
         import sys
         path = sys.argv[1]
         text = open(path).read().replace("color: red", "color: purple")

@@ -175,7 +175,7 @@ class ResourceHandler:
             return codec.json_response(_partial(obj), status, warnings)
         return codec.json_response(obj, status, warnings, as_yaml=codec.wants_yaml(request))
 
-    def _list_options(self, request: web.Request) -> ListOptions:
+    def _list_options(self, request: web.Request, rt: ResourceType) -> ListOptions:
         label, field = _selectors(request, rt)
         limit = _query_int(request, "limit") or 0
         if limit < 0:
@@ -189,7 +189,7 @@ class ResourceHandler:
 
     async def _list(self, request: web.Request, rt: ResourceType, info: RequestInfo
                     ) -> web.Response:
-        listing = await self.server.objects.list(rt, info.namespace, self._list_options(request))
+        listing = await self.server.objects.list(rt, info.namespace, self._list_options(request, rt))
         table_version = codec.wants_table(request)
         if table_version:
             table = tables.to_table(rt, listing["items"], include_object=request.query.get(
@@ -440,7 +440,7 @@ class ResourceHandler:
         ctx = _context(request)
         options = self._delete_options(request, await self._delete_body(request))
         result = await self.server.objects.delete_collection(
-            rt, info.namespace, self._list_options(request), options, ctx)
+            rt, info.namespace, self._list_options(request, rt), options, ctx)
         return codec.json_response(result, 200, ctx.warnings)
 
 

@@ -49,7 +49,7 @@ _DECIMAL_SUFFIXES = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "
                      "P": 15, "E": 18}
 _BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL_BY_EXP = {v: k for k, v in _DECIMAL_SUFFIXES.items()}
-_BINARY_BY_EXP = {v: k for k, v in _BINARY_SUFFIXES.items()}
+_BINARY_BY_EXP = {0: "", **{v: k for k, v in _BINARY_SUFFIXES.items()}}
 _NANO = Fraction(1, 10**9)
 _MILLI = Fraction(1, 1000)
 
@@ -61,13 +61,7 @@ def parse_quantity(value: Any) -> tuple[Fraction, str]:
     kube, non-zero values are rounded up (away from zero) to the nanounit."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise QuantityError(QUANTITY_MESSAGE)
-    if isinstance(value, int | float):
-        text = repr(value) if isinstance(value, float) else str(value)
-        if "e" in text or "E" in text:
-            amount = Fraction(value)
-            return _round_up(amount, _NANO), "DecimalSI"
-    else:
-        text = value
+    text = repr(value) if isinstance(value, float) else str(value)
     m = _QUANTITY_RE.match(text)
     if not m or not (m.group(2) or m.group(3)):
         raise QuantityError(QUANTITY_MESSAGE)
@@ -196,11 +190,6 @@ def default_pull_policy(image: str) -> str:
 
 # --------------------------------------------------------------------------------------
 # pod specs
-
-
-def _default(d: Obj, key: str, value: Any) -> None:
-    if d.get(key) in (None, "", 0) and not (key in d and d[key] == 0 and value != 0):
-        d[key] = value
 
 
 def _set_if_missing(d: Obj, key: str, value: Any) -> None:
@@ -632,10 +621,6 @@ def _cronjob(obj: Obj, errs: list[str]) -> None:
     _set_if_missing(obj, "status", {})
 
 
-def _controller_revision(obj: Obj, errs: list[str]) -> None:
-    return None
-
-
 # --------------------------------------------------------------------------------------
 # core
 
@@ -962,7 +947,6 @@ DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("apps", "ReplicaSet"): _replicaset,
     ("apps", "DaemonSet"): _daemonset,
     ("apps", "StatefulSet"): _statefulset,
-    ("apps", "ControllerRevision"): _controller_revision,
     ("batch", "Job"): _job,
     ("batch", "CronJob"): _cronjob,
     ("autoscaling", "HorizontalPodAutoscaler"): _hpa,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -310,10 +312,16 @@ async def test_delete_event_carries_last_value_and_deletion_revision(store: Stor
 
 
 async def test_watch_misses_and_repeats_nothing_under_concurrent_writes(store: Store) -> None:
-    """1,000 writes by 9 writers; two watches start in the middle of them."""
+    """1,000 writes by 9 writers while three watches start at different points.
+
+    `early` and `late` start from the current revision once 100 and 500 writes are
+    done; `replay` starts at 750 writes from before the first one and reads slowly, so
+    its replay of the log (more than one SQLite page) and the live writes overlap.
+    """
     writes: list[tuple[int, str, str]] = []  # (revision, type, key) as the writers saw them
     warmed_up = asyncio.Event()
     halfway = asyncio.Event()
+    three_quarters = asyncio.Event()
     total = 8 * 120 + 40
 
     async def wrote(rev: int, kind: str, key: str) -> None:
@@ -322,6 +330,8 @@ async def test_watch_misses_and_repeats_nothing_under_concurrent_writes(store: S
             warmed_up.set()
         if len(writes) >= total // 2:
             halfway.set()
+        if len(writes) >= total * 3 // 4:
+            three_quarters.set()
         # SQLite writes complete without suspending; yield so the watches interleave.
         await asyncio.sleep(0)
 
@@ -338,38 +348,69 @@ async def test_watch_misses_and_repeats_nothing_under_concurrent_writes(store: S
         for i in range(40):
             await wrote(await store.create(f"/registry/services/ns/s{i}", b"x"), "other", "")
 
-    writers = asyncio.gather(*(pod_writer(w) for w in range(8)), other_writer())
-    await asyncio.wait_for(warmed_up.wait(), WAIT)
-    early = await store.current_revision()
-    early_watch = store.watch(PODS, early)
-    early_task = asyncio.ensure_future(next_event(early_watch))  # starts amid the writes
-    await asyncio.wait_for(halfway.wait(), WAIT)
-    late = await store.current_revision()
-    late_watch = store.watch(PODS, late)
-    try:
-        await asyncio.wait_for(writers, WAIT)
-        last = max(rev for rev, _, _ in writes)
-        first = await asyncio.wait_for(early_task, WAIT)
-        seen_early = [first, *await collect(early_watch, last)]
-        seen_late = await collect(late_watch, last)
-    finally:
-        early_task.cancel()
-        await early_watch.aclose()  # type: ignore[attr-defined]
-        await late_watch.aclose()  # type: ignore[attr-defined]
+    async def read_slowly(watch: AsyncIterator[WatchEvent | Progress]) -> list[WatchEvent]:
+        seen: list[WatchEvent] = []
+        async for event in watch:
+            if isinstance(event, WatchEvent):
+                seen.append(event)
+                if event.kv.key == sentinel:
+                    break
+            await asyncio.sleep(0)
+        return seen
 
-    assert len({rev for rev, _, _ in writes}) == len(writes) == total, "revisions are unique"
+    sentinel = PODS + "zz/sentinel"
+    begin = await store.current_revision()
+    writers = asyncio.gather(*(pod_writer(w) for w in range(8)), other_writer())
+    watches: dict[str, AsyncIterator[WatchEvent | Progress]] = {}
+    tasks: list[asyncio.Future[Any]] = []
+    try:
+        await asyncio.wait_for(warmed_up.wait(), WAIT)
+        early = await store.current_revision()
+        watches["early"] = store.watch(PODS, early)
+        tasks.append(asyncio.ensure_future(next_event(watches["early"])))
+        await asyncio.wait_for(halfway.wait(), WAIT)
+        late = await store.current_revision()
+        watches["late"] = store.watch(PODS, late)
+        tasks.append(asyncio.ensure_future(next_event(watches["late"])))
+        await asyncio.wait_for(three_quarters.wait(), WAIT)
+        watches["replay"] = store.watch(PODS, begin)
+        tasks.append(asyncio.ensure_future(read_slowly(watches["replay"])))
+        await asyncio.wait_for(writers, WAIT)
+        # A last write after all others: a watch that repeats anything repeats it before.
+        last = await store.create(sentinel, b"end")
+        writes.append((last, "create", sentinel))
+        seen: dict[str, list[WatchEvent]] = {}
+        for name, task in zip(("early", "late"), tasks, strict=False):
+            first = await asyncio.wait_for(task, WAIT)
+            seen[name] = [first, *await collect(watches[name], last)]
+        seen["replay"] = await asyncio.wait_for(tasks[2], WAIT)
+        # Nothing may follow the sentinel but the next write: no late repeats either.
+        end = await store.create(PODS + "zz/end", b"")
+        for watch in watches.values():
+            assert (await next_event(watch)).kv.mod_revision == end
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for watch in watches.values():
+            await watch.aclose()  # type: ignore[attr-defined]
+
+    assert len({rev for rev, _, _ in writes}) == len(writes) == total + 1, "unique revisions"
     pods = sorted((rev, kind, key) for rev, kind, key in writes if kind != "other")
-    for start, seen in ((early, seen_early), (late, seen_late)):
+    for name, start in (("early", early), ("late", late), ("replay", begin)):
         expected = [w for w in pods if w[0] > start]
-        assert [(e.kv.mod_revision, e.type, e.kv.key) for e in seen] == expected
+        got = [(e.kv.mod_revision, e.type, e.kv.key) for e in seen[name]]
+        assert got == expected, f"watch {name} from {start} lost or repeated events"
     by_key: dict[str, list[WatchEvent]] = {}
-    for event in seen_early:
+    for event in seen["replay"][:-1]:
         by_key.setdefault(event.kv.key, []).append(event)
+    assert len(by_key) == 8 * 40
     for history in by_key.values():
-        for before, after in zip(history, history[1:], strict=False):
+        assert [e.type for e in history] == ["create", "update", "delete"]
+        for before, after in itertools.pairwise(history):
             assert after.prev_kv is not None
             assert after.prev_kv.mod_revision == before.kv.mod_revision
-            assert after.kv.create_revision == before.kv.create_revision
+            assert after.kv.create_revision == history[0].kv.mod_revision
 
 
 async def test_watch_from_a_future_revision_starts_after_it(store: Store) -> None:
@@ -377,7 +418,10 @@ async def test_watch_from_a_future_revision_starts_after_it(store: Store) -> Non
     watch = store.watch(PODS, now + 3)
     try:
         pending = asyncio.ensure_future(next_event(watch))
-        revs = [await store.create(f"{PODS}ns/p{i}", b"x") for i in range(5)]
+        revs = []
+        for i in range(5):
+            revs.append(await store.create(f"{PODS}ns/p{i}", b"x"))
+            await asyncio.sleep(0)  # let the watch run between writes: it sees them live
         event = await asyncio.wait_for(pending, WAIT)
         assert revs[2] == now + 3
         assert event.kv.mod_revision == revs[3]
@@ -491,14 +535,14 @@ async def test_closing_the_store_ends_watches(store: Store) -> None:
 async def test_open_store_by_name(tmp_path: Path, etcd_server: EtcdProcess) -> None:
     sqlite = await open_store("sqlite", data_dir=tmp_path / "data")
     try:
-        assert isinstance(sqlite, SQLiteStore)
+        assert isinstance(sqlite, SQLiteStore) and isinstance(sqlite, Store)
         assert (tmp_path / "data" / "state.db").exists()
     finally:
         await sqlite.close()
     etcd = await open_store("etcd", data_dir=tmp_path, etcd_endpoints=[etcd_server.endpoint],
                             etcd_prefix=f"/test-{uuid.uuid4().hex}")
     try:
-        assert isinstance(etcd, EtcdStore)
+        assert isinstance(etcd, EtcdStore) and isinstance(etcd, Store)
         assert await etcd.count("") == 0
     finally:
         await etcd.close()
@@ -518,6 +562,32 @@ async def test_sqlite_file_has_one_owner(tmp_path: Path) -> None:
         await first.close()
     again = await SQLiteStore.open(tmp_path / "state.db")
     await again.close()
+
+
+async def test_sqlite_compaction_deletes_superseded_rows(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = await SQLiteStore.open(path)
+    rev = await store.create(PODS + "ns/a", b"0")
+    for i in range(100):
+        rev = await store.update(PODS + "ns/a", str(i).encode(), rev)
+    await store.create(PODS + "ns/b", b"b")
+    await store.delete(PODS + "ns/b")
+    keep = await store.create(PODS + "ns/c", b"c")
+    await store.compact(keep)
+    gone = await store.delete(PODS + "ns/c")
+    await store.compact(gone.mod_revision)  # the newest row is now a tombstone
+    await store.close()
+
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT id, name, deleted FROM kine ORDER BY id").fetchall()
+    assert rows == [(rev, PODS + "ns/a", 0), (keep, PODS + "ns/c", 0),
+                    (gone.mod_revision, PODS + "ns/c", 1)]
+    reopened = await SQLiteStore.open(path)
+    try:
+        assert await reopened.current_revision() == gone.mod_revision
+        assert await reopened.create(PODS + "ns/d", b"d") == gone.mod_revision + 1
+    finally:
+        await reopened.close()
 
 
 async def test_sqlite_slow_watcher_is_ended_without_blocking_writers(tmp_path: Path) -> None:
