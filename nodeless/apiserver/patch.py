@@ -139,7 +139,7 @@ def _go_char(char: str) -> str:
         return "'\\''"
     if char == '"':
         return "'\"'"
-    return "'" + json.dumps(char)[1:-1] + "'"
+    return "'" + json.dumps(char, ensure_ascii=False)[1:-1] + "'"
 
 
 def _json_kind(value: Any) -> str:

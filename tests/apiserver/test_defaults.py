@@ -56,6 +56,11 @@ def job(uid: str | None = "0b8c-uid", **spec: Any) -> dict[str, Any]:
             "spec": {"template": tmpl, **spec}}
 
 
+def edit_template_labels(obj: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    obj["spec"]["template"]["metadata"] = {"labels": labels}
+    return obj
+
+
 def service(**spec: Any) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "web", "namespace": "default"},
@@ -297,7 +302,8 @@ CASES: list[tuple[str, str, dict[str, Any], tuple[Any, ...], Any]] = [
      ("spec", "template", "metadata", "labels"),
      {"job-name": "pi", "batch.kubernetes.io/job-name": "pi", "controller-uid": "0b8c-uid",
       "batch.kubernetes.io/controller-uid": "0b8c-uid"}),
-    ("job labels from template", "jobs.batch", job(), ("metadata", "labels", "job-name"), "pi"),
+    ("job keeps the user's template labels", "jobs.batch",
+     edit_template_labels(job(), {"app": "pi"}), ("metadata", "labels"), {"app": "pi"}),
     ("job without uid waits for one", "jobs.batch", job(uid=None),
      ("spec", "template", "metadata"), {}),
     ("job manual selector left alone", "jobs.batch",
@@ -473,7 +479,9 @@ def test_defaults(name: str, resource: str, obj: dict, path: tuple, expected: An
 def test_defaulting_is_idempotent() -> None:
     for resource, obj in (("pods", pod()), ("deployments.apps", deployment()),
                           ("jobs.batch", job()), ("services", service())):
+        # Two passes: a job only takes its generated labels on the second (as on a read).
         once = copy.deepcopy(obj)
+        defaults.apply_defaults(rt(resource), once)
         defaults.apply_defaults(rt(resource), once)
         twice = copy.deepcopy(once)
         defaults.apply_defaults(rt(resource), twice)
@@ -488,6 +496,9 @@ def test_generate_job_selector_after_uid() -> None:
     obj["metadata"]["uid"] = "abc"
     defaults.generate_job_selector(obj)
     assert obj["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": "abc"}}
+    assert "labels" not in obj["metadata"]
+    # Decoding the stored job defaults it again: then it takes its template's labels.
+    defaults.apply_defaults(rt("jobs.batch"), obj)
     assert obj["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "pi"
 
 

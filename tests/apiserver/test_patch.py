@@ -234,8 +234,8 @@ def test_kubectl_apply_finalizers_primitive_list() -> None:
 
 
 def test_apply_keeps_server_only_items_where_they_were() -> None:
-    """An injected sidecar the last-applied config never had stays put between the items
-    `$setElementOrder` places (upstream's "add and delete map from merging list")."""
+    """kubectl 1.37, config [web, sidecar] -> [sidecar, logger] over a live list with an
+    injected proxy: the proxy keeps its place among the items `$setElementOrder` places."""
     live = live_deployment()
     containers = live["spec"]["template"]["spec"]["containers"]
     containers.insert(1, {"name": "proxy", "image": "envoy"})  # web, proxy, sidecar

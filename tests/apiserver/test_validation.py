@@ -119,7 +119,7 @@ def edit(obj: dict, fn: Callable[[dict], Any]) -> dict:
 
 VALID = [
     ("pod", "pods", pod()),
-    ("pod with generateName", "pods", pod(name="", generateName="web-")),
+    ("pod named from generateName", "pods", pod(name="web-x7k2p", generateName="web-")),
     ("deployment", "deployments.apps", workload("Deployment")),
     ("replicaset", "replicasets.apps", workload("ReplicaSet")),
     ("daemonset", "daemonsets.apps", workload("DaemonSet")),
@@ -252,6 +252,11 @@ CASES: list[tuple[str, str, dict, dict | None, list[str]]] = [
      ['spec.containers[0].resources.limits[gpu]: Invalid value: "gpu": must be a standard '
       "resource type or fully qualified",
       'spec.containers[0].resources.limits[gpu]: Invalid value: "gpu": must be a standard '
+      "resource for containers",
+      # the request was defaulted from the limit, so it is reported too
+      'spec.containers[0].resources.requests[gpu]: Invalid value: "gpu": must be a standard '
+      "resource type or fully qualified",
+      'spec.containers[0].resources.requests[gpu]: Invalid value: "gpu": must be a standard '
       "resource for containers"]),
     ("extended resources are not overcommitted", "pods",
      pod({"containers": [container(resources={"limits": {"nvidia.com/gpu": "2"},
@@ -293,7 +298,9 @@ CASES: list[tuple[str, str, dict, dict | None, list[str]]] = [
     ("probe port name", "pods",
      pod({"containers": [container(readinessProbe={"httpGet": {"port": "HTTP"}})]}), None,
      ['spec.containers[0].readinessProbe.httpGet.port: Invalid value: "HTTP": must contain only '
-      "alpha-numeric characters (a-z, 0-9), and hyphens (-)"]),
+      "alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+      'spec.containers[0].readinessProbe.httpGet.port: Invalid value: "HTTP": must contain at '
+      "least one letter (a-z)"]),
     ("init container probes", "pods",
      pod({"containers": [container()], "initContainers": [
          container(name="init", readinessProbe={"exec": {"command": ["true"]}})]}), None,
@@ -458,6 +465,8 @@ CASES: list[tuple[str, str, dict, dict | None, list[str]]] = [
     ("job restartPolicy enum", "jobs.batch",
      edit(job(), lambda o: o["spec"]["template"]["spec"].update(restartPolicy="Sometimes")),
      None, ['spec.template.spec.restartPolicy: Unsupported value: "Sometimes": supported '
+            'values: "Always", "OnFailure", "Never"',
+            'spec.template.spec.restartPolicy: Unsupported value: "Sometimes": supported '
             'values: "OnFailure", "Never"']),
     ("job negative backoffLimit", "jobs.batch", job(backoffLimit=-1), None,
      ["spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0"]),
@@ -474,16 +483,22 @@ CASES: list[tuple[str, str, dict, dict | None, list[str]]] = [
      edit(job(), lambda o: o["metadata"].update(name="j" * 64)), None,
      [f'spec.template.labels: Invalid value: "{"j" * 64}": must be no more than 63 bytes']),
     ("job selector immutable", "jobs.batch",
-     edit(job(), lambda o: o["spec"].update(selector={"matchLabels": {
-         "batch.kubernetes.io/controller-uid": "8f1c", "app": "pi"}})), job(),
-     ["spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"
-      '"app":"pi", "batch.kubernetes.io/controller-uid":"8f1c"}, '
-      "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"]),
+     edit(job(manualSelector=True, selector={"matchLabels": {"app": "pi"}}),
+          lambda o: (o["spec"]["template"].update(metadata={"labels": {"app": "pi"}}),
+                     o["spec"]["selector"].update(matchExpressions=[
+                         {"key": "app", "operator": "Exists"}]))),
+     edit(job(manualSelector=True, selector={"matchLabels": {"app": "pi"}}),
+          lambda o: o["spec"]["template"].update(metadata={"labels": {"app": "pi"}})),
+     ['spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":'
+      '"pi"}, MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{'
+      'Key:"app", Operator:"Exists", Values:[]string(nil)}}}: field is immutable']),
     ("job template immutable", "jobs.batch",
      edit(job(), lambda o: o["spec"]["template"]["spec"]["containers"][0].update(
          image="perl:5.40")), job(),
      ["spec.template: Invalid value: core.PodTemplateSpec{...}: field is immutable"]),
-    ("job parallelism may change", "jobs.batch", job(parallelism=3), job(), []),
+    ("job parallelism may change", "jobs.batch", job(parallelism=3, completions=1), job(), []),
+    ("job completions may not change", "jobs.batch", job(completions=2), job(),
+     ["spec.completions: Invalid value: 2: field is immutable"]),
     ("suspended job may change its node selector", "jobs.batch",
      edit(job(suspend=True), lambda o: o["spec"]["template"]["spec"].update(
          nodeSelector={"zone": "a"})), job(suspend=True), []),
@@ -629,13 +644,16 @@ CASES: list[tuple[str, str, dict, dict | None, list[str]]] = [
      ["spec.versions: Invalid value: []apiextensions.CustomResourceDefinitionVersion{"
       'apiextensions.CustomResourceDefinitionVersion{Name:"v1", Served:true, Storage:true, '
       '...}, apiextensions.CustomResourceDefinitionVersion{Name:"v2", Served:true, '
-      "Storage:true, ...}}: must have exactly one version marked as storage version"]),
+      "Storage:true, ...}}: must have exactly one version marked as storage version",
+      "status.storedVersions: Invalid value: apiextensions.CustomResourceDefinitionVersion{"
+      'Name:"v2", ...}: must have the storage version v2']),
     ("crd schema required", "customresourcedefinitions.apiextensions.k8s.io",
      crd(versions=[{"name": "v1", "served": True, "storage": True}]), None,
      ["spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required"]),
     ("crd kind", "customresourcedefinitions.apiextensions.k8s.io",
      crd(names={"plural": "widgets", "kind": "Wid get"}), None,
-     ['spec.names.kind: Invalid value: "Wid get": may have mixed case, but should otherwise '
+     [f'spec.names.singular: Invalid value: "wid get": {DNS1035}',
+      'spec.names.kind: Invalid value: "Wid get": may have mixed case, but should otherwise '
       f"match: {DNS1035}",
       'spec.names.listKind: Invalid value: "Wid getList": may have mixed case, but should '
       f"otherwise match: {DNS1035}"]),

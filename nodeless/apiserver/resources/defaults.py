@@ -561,8 +561,9 @@ def _job_spec(spec: Obj) -> None:
 def generate_job_selector(job: Obj) -> None:
     """What the Job strategy does once the job has a uid: the selector and pod labels.
 
-    Kept separate because kube-apiserver runs it after the uid is assigned; call it (or
-    apply_defaults again) once `metadata.uid` is set."""
+    kube-apiserver runs it after assigning the uid and before validating; the job's own
+    labels are copied from the template later, when the stored object is decoded (and
+    defaulted) again, so run apply_defaults once more on the object that is stored."""
     meta = job.get("metadata") or {}
     spec = job.setdefault("spec", {})
     uid = meta.get("uid")
@@ -586,7 +587,6 @@ def generate_job_selector(job: Obj) -> None:
     if not isinstance(match_labels, dict):
         match_labels = selector["matchLabels"] = {}
     match_labels.setdefault(CONTROLLER_UID_LABEL, uid)
-    _job_labels(job)
 
 
 def _job_labels(job: Obj) -> None:

@@ -161,6 +161,16 @@ class EtcdStore:
         """Use the next endpoint for the next call (no-op with a single endpoint)."""
         self._current = (self._current + 1) % len(self._clients)
 
+    def _raise_if_closed(self) -> None:
+        """Closing the channel cancels its calls, which gRPC reports as CancelledError.
+
+        That is not a cancellation of the caller's task: report the store as closed,
+        unless the task really is being cancelled.
+        """
+        task = asyncio.current_task()
+        if self._closed and task is not None and not task.cancelling():
+            raise StoreUnavailableError("the store is closed") from None
+
     def _error(self, exc: grpc.aio.AioRpcError, requested: int = 0) -> StorageError:
         """Translate one gRPC error to the storage error the API server understands."""
         code, details = exc.code(), exc.details() or ""
@@ -183,6 +193,9 @@ class EtcdStore:
             client = await self._client()
             try:
                 return await op(client)
+            except asyncio.CancelledError:
+                self._raise_if_closed()
+                raise
             except grpc.aio.AioRpcError as exc:
                 error = self._error(exc, requested)
                 if isinstance(error, StoreUnavailableError) and attempt + 1 < attempts:
@@ -352,10 +365,7 @@ class EtcdStore:
                         start = out.kv.mod_revision + 1
                         yield out
             except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if self._closed and task is not None and not task.cancelling():
-                    # Closing the channel cancels its calls; that is not our task's cancel.
-                    raise StoreUnavailableError("the store is closed") from None
+                self._raise_if_closed()
                 raise
             except grpc.aio.AioRpcError as exc:
                 error = self._error(exc, start - 1)

@@ -20,11 +20,20 @@ step, which is what makes watch replay gap-free (see `watch`). The one slow thin
 WAL checkpoint (it writes pages back and fsyncs), is taken off the loop: automatic
 checkpoints are disabled and a worker thread runs PASSIVE checkpoints on its own
 connection, which never blocks the writer.
+
+Watch: a watcher replays the log from the database, then receives live events from an
+in-process fan-out that runs right after each commit. Each watcher has a bounded queue
+(`watch_queue_size`, 10,000 events by default); the writer never waits on it. A watcher
+whose queue overflows is ended with WatchOverflowError, a CompactedError, so the API
+server sends the same 410 Gone ERROR as for a compacted revision and the client
+re-lists. A watch with nothing to say yields Progress(current revision) every
+`progress_interval` seconds (60 by default), which the API server can send as a BOOKMARK.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import fcntl
 import logging
@@ -170,10 +179,6 @@ class _Subscriber:
         return True
 
 
-def _kv(name: str, value: bytes, create_revision: int, mod_revision: int) -> KeyValue:
-    return KeyValue(name, value, create_revision, mod_revision)
-
-
 class SQLiteStore:
     """`Store` on one SQLite file, owned by this process. Open with `SQLiteStore.open`."""
 
@@ -224,8 +229,9 @@ class SQLiteStore:
         except BlockingIOError:
             os.close(lock_fd)
             raise StoreUnavailableError(f"{path} is in use by another process") from None
+        db: sqlite3.Connection | None = None
         try:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(path, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA wal_autocheckpoint=0")
@@ -234,6 +240,8 @@ class SQLiteStore:
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
             os.close(lock_fd)
             raise StoreUnavailableError(f"cannot open {path}: {exc}") from exc
         return cls(db, path, lock_fd, watch_queue_size=watch_queue_size,
@@ -303,7 +311,7 @@ class SQLiteStore:
         row = self._latest(key)
         if row is None or row[1]:
             return None
-        return _kv(key, row[3], row[2], row[0])
+        return KeyValue(key, row[3], row[2], row[0])
 
     async def list(
         self,
@@ -329,7 +337,7 @@ class SQLiteStore:
         more = limit > 0 and len(rows) > limit
         if more:
             rows = rows[:limit]
-        items = [_kv(r[0], r[1], r[2], r[3]) for r in rows]
+        items = [KeyValue(r[0], r[1], r[2], r[3]) for r in rows]
         remaining = 0
         if more:
             params[0] = items[-1].key + "\x00"
@@ -355,7 +363,7 @@ class SQLiteStore:
         if row is not None and not row[1]:
             raise KeyExistsError(key)
         rev = self._append(key, 1, 0, self._rev + 1, row[0] if row else 0, value)
-        self._notify(WatchEvent("create", _kv(key, value, rev, rev)))
+        self._notify(WatchEvent("create", KeyValue(key, value, rev, rev)))
         return rev
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> int:
@@ -363,11 +371,11 @@ class SQLiteStore:
         row = self._latest(key)
         if row is None or row[1]:
             raise KeyNotFoundError(key)
-        prev = _kv(key, row[3], row[2], row[0])
+        prev = KeyValue(key, row[3], row[2], row[0])
         if prev.mod_revision != expected_revision:
             raise ConflictError(key, prev)
         rev = self._append(key, 0, 0, prev.create_revision, prev.mod_revision, value)
-        self._notify(WatchEvent("update", _kv(key, value, prev.create_revision, rev), prev))
+        self._notify(WatchEvent("update", KeyValue(key, value, prev.create_revision, rev), prev))
         return rev
 
     async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
@@ -375,18 +383,18 @@ class SQLiteStore:
         row = self._latest(key)
         if row is None or row[1]:
             raise KeyNotFoundError(key)
-        prev = _kv(key, row[3], row[2], row[0])
+        prev = KeyValue(key, row[3], row[2], row[0])
         if expected_revision and prev.mod_revision != expected_revision:
             raise ConflictError(key, prev)
         # The tombstone keeps the last value, so a replayed delete event can carry it.
         rev = self._append(key, 0, 1, prev.create_revision, prev.mod_revision, prev.value)
-        deleted = _kv(key, prev.value, prev.create_revision, rev)
+        deleted = KeyValue(key, prev.value, prev.create_revision, rev)
         self._notify(WatchEvent("delete", deleted, prev))
         return deleted
 
     # ---- watch ---------------------------------------------------------------------
 
-    def _replay_page(self, after: int, prefix: str, hi: str | None) -> list[WatchEvent]:
+    def _replay_page(self, after: int, prefix: str, hi: str | None) -> builtins.list[WatchEvent]:
         """Up to one page of logged changes under `prefix` with revision > `after`."""
         self._check_open()
         if after + 1 < self._compact_rev:
@@ -395,10 +403,10 @@ class SQLiteStore:
         params: list[Any] = [after, prefix] + ([hi] if hi is not None else []) + [
             _REPLAY_PAGE]
         rows = self._rows(_REPLAY.format(upper=upper), params)
-        events: list[WatchEvent] = []
+        events: builtins.list[WatchEvent] = []
         for rid, name, created, deleted, create_rev, value, pid, pcreate, pvalue in rows:
-            prev = _kv(name, pvalue, pcreate, pid) if pid is not None else None
-            kv = _kv(name, value, create_rev, rid)
+            prev = KeyValue(name, pvalue, pcreate, pid) if pid is not None else None
+            kv = KeyValue(name, value, create_rev, rid)
             if created:
                 events.append(WatchEvent("create", kv))
             elif deleted:

@@ -607,8 +607,8 @@ async def test_sqlite_slow_watcher_is_ended_without_blocking_writers(tmp_path: P
         assert isinstance(info.value, CompactedError), "the API server answers it with 410"
         assert info.value.requested == first
     finally:
-        await slow.aclose()
-        await fast.aclose()
+        await slow.aclose()  # type: ignore[attr-defined]
+        await fast.aclose()  # type: ignore[attr-defined]
         await store.close()
 
 
