@@ -256,38 +256,50 @@ class ResourceHandler:
         deadline = loop.time() + timeout
         last_rv = opts.resource_version if opts.resource_version not in ("", "0") else ""
         first_table = True
+        finished = False
         try:
-            while True:
+            while not finished:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
                 try:
-                    event = await asyncio.wait_for(
+                    first = await asyncio.wait_for(
                         queue.get(), min(remaining, _BOOKMARK_INTERVAL))
                 except TimeoutError:
                     if opts.allow_bookmarks and last_rv and loop.time() < deadline:
-                        event = WatchOut("BOOKMARK", {
+                        first = WatchOut("BOOKMARK", {
                             "kind": rt.kind, "apiVersion": rt.api_version,
                             "metadata": {"resourceVersion": last_rv}})
                     else:
                         continue
-                if event is None:
-                    break
-                if event.type == "BOOKMARK" and not opts.allow_bookmarks and not (
-                        opts.send_initial_events):
-                    continue
-                obj = event.object
-                if event.type not in ("ERROR",):
-                    last_rv = (obj.get("metadata") or {}).get("resourceVersion", last_rv)
-                if table_version and event.type in ("ADDED", "MODIFIED", "DELETED"):
-                    table = tables.to_table(rt, [obj], include_object=include_object,
-                                            api_version=f"meta.k8s.io/{table_version}",
-                                            no_headers=not first_table)
-                    first_table = False
-                    obj = table
-                await response.write(orjson.dumps({"type": event.type, "object": obj}) + b"\n")
-                if event.type == "ERROR":
-                    break
+                # Under write load many events wait; send all of them in one chunk, so a
+                # watcher keeps up with writers instead of taking one event per loop turn.
+                batch = [first]
+                while not queue.empty() and len(batch) < 1000:
+                    batch.append(queue.get_nowait())
+                chunk = bytearray()
+                for event in batch:
+                    if event is None:
+                        finished = True
+                        break
+                    if event.type == "BOOKMARK" and not opts.allow_bookmarks and not (
+                            opts.send_initial_events):
+                        continue
+                    obj = event.object
+                    if event.type != "ERROR":
+                        last_rv = (obj.get("metadata") or {}).get("resourceVersion", last_rv)
+                    if table_version and event.type in ("ADDED", "MODIFIED", "DELETED"):
+                        obj = tables.to_table(rt, [obj], include_object=include_object,
+                                              api_version=f"meta.k8s.io/{table_version}",
+                                              no_headers=not first_table)
+                        first_table = False
+                    chunk += orjson.dumps({"type": event.type, "object": obj})
+                    chunk += b"\n"
+                    if event.type == "ERROR":
+                        finished = True
+                        break
+                if chunk:
+                    await response.write(bytes(chunk))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

@@ -108,11 +108,11 @@ def format_quantity(amount: Fraction, fmt: str = "DecimalSI") -> str:
         return f"{mantissa}{_BINARY_BY_EXP[exp]}"
     # Decimal: mantissa * 10**exp with exp a multiple of 3 and no trailing factors of 1000.
     exp = 0
-    mantissa = amount
-    while mantissa.denominator != 1:
-        mantissa *= 10
+    scaled = amount
+    while scaled.denominator != 1:
+        scaled *= 10
         exp -= 1
-    value = int(mantissa)
+    value = int(scaled)
     while value % 10 == 0:
         value //= 10
         exp += 1
@@ -438,16 +438,29 @@ def pod_admission_defaults(pod: Obj) -> None:
         spec["tolerations"] = tolerations + added
 
 
-def _is_create(obj: Obj) -> bool:
-    return not (obj.get("metadata") or {}).get("uid")
+class _Ctx:
+    """One apply_defaults call: decode errors found so far, and create or update."""
+
+    __slots__ = ("errs", "create")
+
+    def __init__(self, create: bool | None) -> None:
+        self.errs: list[str] = []
+        self.create = create
+
+    def is_create(self, obj: Obj) -> bool:
+        """Unless told, an object without a uid is new: only stored objects have one."""
+        if self.create is not None:
+            return self.create
+        return not (obj.get("metadata") or {}).get("uid")
 
 
-def _pod(obj: Obj, errs: list[str]) -> None:
+def _pod(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         spec = obj["spec"] = {}
     pod_spec_defaults(spec, pod=True, errs=errs)
-    if _is_create(obj):
+    if ctx.is_create(obj):
         pod_admission_defaults(obj)
 
 
@@ -455,7 +468,8 @@ def _pod(obj: Obj, errs: list[str]) -> None:
 # workloads
 
 
-def _deployment(obj: Obj, errs: list[str]) -> None:
+def _deployment(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     spec = obj.setdefault("spec", {})
     _set_if_missing(spec, "replicas", 1)
     strategy = spec.get("strategy")
@@ -474,7 +488,8 @@ def _deployment(obj: Obj, errs: list[str]) -> None:
     _set_if_missing(obj, "status", {})
 
 
-def _replicaset(obj: Obj, errs: list[str]) -> None:
+def _replicaset(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     spec = obj.setdefault("spec", {})
     _set_if_missing(spec, "replicas", 1)
     _template(spec, errs)
@@ -482,7 +497,8 @@ def _replicaset(obj: Obj, errs: list[str]) -> None:
     _set_if_missing(status, "replicas", 0)
 
 
-def _daemonset(obj: Obj, errs: list[str]) -> None:
+def _daemonset(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     spec = obj.setdefault("spec", {})
     strategy = spec.get("updateStrategy")
     if not isinstance(strategy, dict):
@@ -502,7 +518,8 @@ def _daemonset(obj: Obj, errs: list[str]) -> None:
         _set_if_missing(status, key, 0)
 
 
-def _statefulset(obj: Obj, errs: list[str]) -> None:
+def _statefulset(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     spec = obj.setdefault("spec", {})
     _set_if_empty(spec, "podManagementPolicy", "OrderedReady")
     strategy = spec.get("updateStrategy")
@@ -523,7 +540,7 @@ def _statefulset(obj: Obj, errs: list[str]) -> None:
     _template(spec, errs)
     for pvc in spec.get("volumeClaimTemplates") or ():
         if isinstance(pvc, dict):
-            _pvc(pvc, errs)
+            _pvc(pvc, ctx)
     status = obj.setdefault("status", {})
     _set_if_missing(status, "replicas", 0)
     _set_if_missing(status, "availableReplicas", 0)
@@ -597,7 +614,8 @@ def _job_labels(job: Obj) -> None:
         meta["labels"] = dict(labels)
 
 
-def _job(obj: Obj, errs: list[str]) -> None:
+def _job(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     spec = obj.setdefault("spec", {})
     _job_spec(spec)
     _template(spec, errs)
@@ -606,7 +624,8 @@ def _job(obj: Obj, errs: list[str]) -> None:
     _set_if_missing(obj, "status", {})
 
 
-def _cronjob(obj: Obj, errs: list[str]) -> None:
+def _cronjob(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     spec = obj.setdefault("spec", {})
     _set_if_empty(spec, "concurrencyPolicy", "Allow")
     _set_if_missing(spec, "suspend", False)
@@ -632,7 +651,7 @@ def _is_ipv6(value: str) -> bool:
         return False
 
 
-def _service(obj: Obj, errs: list[str]) -> None:
+def _service(obj: Obj, ctx: _Ctx) -> None:
     spec = obj.setdefault("spec", {})
     _set_if_empty(spec, "sessionAffinity", "None")
     if spec["sessionAffinity"] == "None":
@@ -688,14 +707,14 @@ def _service_ip_fields(spec: Obj) -> None:
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-def _namespace(obj: Obj, errs: list[str]) -> None:
+def _namespace(obj: Obj, ctx: _Ctx) -> None:
     meta = obj.setdefault("metadata", {})
     if meta.get("name"):
         labels = meta.get("labels")
         if not isinstance(labels, dict):
             labels = meta["labels"] = {}
         labels[NAMESPACE_NAME_LABEL] = meta["name"]
-    if _is_create(obj):
+    if ctx.is_create(obj):
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             spec = obj["spec"] = {}
@@ -708,7 +727,7 @@ def _namespace(obj: Obj, errs: list[str]) -> None:
     _set_if_empty(status, "phase", "Active")
 
 
-def _secret(obj: Obj, errs: list[str]) -> None:
+def _secret(obj: Obj, ctx: _Ctx) -> None:
     _set_if_empty(obj, "type", "Opaque")
     # v1 -> internal conversion merges stringData into data; stringData is never stored.
     string_data = obj.pop("stringData", None)
@@ -720,7 +739,8 @@ def _secret(obj: Obj, errs: list[str]) -> None:
             data[key] = base64.b64encode(str(value).encode()).decode()
 
 
-def _node(obj: Obj, errs: list[str]) -> None:
+def _node(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     status = obj.get("status")
     if not isinstance(status, dict):
         return
@@ -738,7 +758,8 @@ def _pvc_spec(spec: Obj, errs: list[str]) -> None:
         _resource_list(resources, "requests", errs)
 
 
-def _pvc(obj: Obj, errs: list[str]) -> None:
+def _pvc(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         spec = obj["spec"] = {}
@@ -749,7 +770,8 @@ def _pvc(obj: Obj, errs: list[str]) -> None:
     _resource_list(status, "allocatedResources", errs)
 
 
-def _pv(obj: Obj, errs: list[str]) -> None:
+def _pv(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     spec = obj.setdefault("spec", {})
     _set_if_empty(spec, "persistentVolumeReclaimPolicy", "Retain")
     _set_if_missing(spec, "volumeMode", "Filesystem")
@@ -761,14 +783,15 @@ def _pv(obj: Obj, errs: list[str]) -> None:
     _set_if_empty(status, "phase", "Pending")
 
 
-def _endpoints(obj: Obj, errs: list[str]) -> None:
+def _endpoints(obj: Obj, ctx: _Ctx) -> None:
     for subset in obj.get("subsets") or ():
         for port in (subset.get("ports") or ()) if isinstance(subset, dict) else ():
             if isinstance(port, dict):
                 _set_if_empty(port, "protocol", "TCP")
 
 
-def _resource_quota(obj: Obj, errs: list[str]) -> None:
+def _resource_quota(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     if isinstance(obj.get("spec"), dict):
         _resource_list(obj["spec"], "hard", errs)
     if isinstance(obj.get("status"), dict):
@@ -776,7 +799,8 @@ def _resource_quota(obj: Obj, errs: list[str]) -> None:
         _resource_list(obj["status"], "used", errs)
 
 
-def _limit_range(obj: Obj, errs: list[str]) -> None:
+def _limit_range(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     for item in (obj.get("spec") or {}).get("limits") or ():
         if not isinstance(item, dict):
             continue
@@ -797,7 +821,8 @@ def _limit_range(obj: Obj, errs: list[str]) -> None:
             _resource_list(item, key, errs)
 
 
-def _pod_template(obj: Obj, errs: list[str]) -> None:
+def _pod_template(obj: Obj, ctx: _Ctx) -> None:
+    errs = ctx.errs
     _template(obj, errs)
 
 
@@ -821,7 +846,7 @@ _SCALE_DOWN = {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
 
 
-def _hpa(obj: Obj, errs: list[str]) -> None:
+def _hpa(obj: Obj, ctx: _Ctx) -> None:
     spec = obj.setdefault("spec", {})
     _set_if_missing(spec, "minReplicas", 1)
     if not spec.get("metrics"):
@@ -834,7 +859,7 @@ def _hpa(obj: Obj, errs: list[str]) -> None:
     _set_if_missing(obj, "status", {"desiredReplicas": 0})
 
 
-def _network_policy(obj: Obj, errs: list[str]) -> None:
+def _network_policy(obj: Obj, ctx: _Ctx) -> None:
     spec = obj.setdefault("spec", {})
     for direction in ("ingress", "egress"):
         for rule in spec.get(direction) or ():
@@ -845,32 +870,32 @@ def _network_policy(obj: Obj, errs: list[str]) -> None:
         spec["policyTypes"] = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
 
 
-def _ingress_class(obj: Obj, errs: list[str]) -> None:
+def _ingress_class(obj: Obj, ctx: _Ctx) -> None:
     params = (obj.get("spec") or {}).get("parameters")
     if isinstance(params, dict):
         _set_if_missing(params, "scope", "Cluster")
 
 
-def _endpoint_slice(obj: Obj, errs: list[str]) -> None:
+def _endpoint_slice(obj: Obj, ctx: _Ctx) -> None:
     for port in obj.get("ports") or ():
         if isinstance(port, dict):
             _set_if_missing(port, "name", "")
             _set_if_missing(port, "protocol", "TCP")
 
 
-def _storage_class(obj: Obj, errs: list[str]) -> None:
+def _storage_class(obj: Obj, ctx: _Ctx) -> None:
     _set_if_missing(obj, "reclaimPolicy", "Delete")
     _set_if_missing(obj, "volumeBindingMode", "Immediate")
 
 
-def _priority_class(obj: Obj, errs: list[str]) -> None:
+def _priority_class(obj: Obj, ctx: _Ctx) -> None:
     _set_if_missing(obj, "preemptionPolicy", "PreemptLowerPriority")
 
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
-def _role_binding(obj: Obj, errs: list[str]) -> None:
+def _role_binding(obj: Obj, ctx: _Ctx) -> None:
     role_ref = obj.get("roleRef")
     if isinstance(role_ref, dict):
         _set_if_empty(role_ref, "apiGroup", RBAC_GROUP)
@@ -901,7 +926,7 @@ def _webhooks(obj: Obj, mutating: bool) -> None:
             _set_if_missing(service, "port", 443)
 
 
-def _crd(obj: Obj, errs: list[str]) -> None:
+def _crd(obj: Obj, ctx: _Ctx) -> None:
     spec = obj.setdefault("spec", {})
     names = spec.get("names")
     if isinstance(names, dict):
@@ -929,7 +954,7 @@ def _crd(obj: Obj, errs: list[str]) -> None:
 # --------------------------------------------------------------------------------------
 # the table
 
-Defaulter = Callable[[Obj, list[str]], None]
+Defaulter = Callable[[Obj, _Ctx], None]
 
 DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("", "Pod"): _pod,
@@ -958,23 +983,26 @@ DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     (RBAC_GROUP, "RoleBinding"): _role_binding,
     (RBAC_GROUP, "ClusterRoleBinding"): _role_binding,
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"):
-        lambda obj, errs: _webhooks(obj, True),
+        lambda obj, ctx: _webhooks(obj, True),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"):
-        lambda obj, errs: _webhooks(obj, False),
+        lambda obj, ctx: _webhooks(obj, False),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd,
 }
 
 
-def apply_defaults(rt: ResourceType, obj: Obj) -> None:
+def apply_defaults(rt: ResourceType, obj: Obj, *, create: bool | None = None) -> None:
     """Default obj in place, as kube-apiserver does when it decodes a request body.
 
+    create=True adds what only new objects get (admission defaults of pods, the namespace
+    finalizer); None guesses from `metadata.uid`, which only stored objects have.
     Raises BadRequest, with the decoder's message, for a quantity kube could not decode.
     Custom resources are defaulted from their schema elsewhere; nothing happens here."""
     fn = DEFAULTERS.get((rt.group, rt.kind))
     if fn is None or not isinstance(obj, dict):
         return
-    errs: list[str] = []
-    fn(obj, errs)
+    ctx = _Ctx(create)
+    fn(obj, ctx)
+    errs = ctx.errs
     if errs:
         raise errors.BadRequest(
             f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {errs[0]}')

@@ -687,8 +687,8 @@ def selector_matches(sel: Any, labels: Any) -> bool:
     if sel is None:
         return False
     labels = _d(labels)
-    for key, value in _d(sel.get("matchLabels")).items():
-        if labels.get(key) != value:
+    for label, value in _d(sel.get("matchLabels")).items():
+        if labels.get(label) != value:
             return False
     for expr in _l(sel.get("matchExpressions")):
         expr = _d(expr)
@@ -1286,7 +1286,7 @@ def _containers(spec: Obj, path: str, volumes: set[str], host_users: bool) -> li
         return [required(f"{path}.containers")]
     errs: list[FieldError] = []
     grace = spec.get("terminationGracePeriodSeconds")
-    names: set[str] = set()
+    names: set[Any] = set()
     for i, c in enumerate(containers):
         p = f"{path}.containers[{i}]"
         errs.extend(_container_common(c, p, volumes, host_users))
@@ -2861,12 +2861,13 @@ def _crd(v: V) -> None:
     else:
         names_by_index = {name: i for i, name in enumerate(stored)}
         for version in versions:
-            name = _d(version).get("name")
-            if _d(version).get("storage") and name not in names_by_index:
+            version_name = _d(version).get("name")
+            if _d(version).get("storage") and version_name not in names_by_index:
                 v.add(invalid("status.storedVersions", GoValue(
-                    f"apiextensions.CustomResourceDefinitionVersion{{Name:{go_quote(str(name))}"
-                    ", ...}"), f"must have the storage version {name}"))
-            names_by_index.pop(name, None)
+                    "apiextensions.CustomResourceDefinitionVersion{"
+                    f"Name:{go_quote(str(version_name))}, ...}}"),
+                    f"must have the storage version {version_name}"))
+            names_by_index.pop(version_name, None)
         for name, i in names_by_index.items():
             v.add(invalid(f"status.storedVersions[{i}]", name, "must appear in spec.versions"))
     if v.old is not None:
