@@ -360,8 +360,8 @@ def apply_strategic_merge_patch(doc: dict[str, Any], patch_body: Any,
     whether a list is merged by key or replaced and whether a map is merged or replaced.
 
     Follows apimachinery's `StrategicMergeMapPatch` as kube-apiserver calls it, including
-    its errors: 400 for malformed directives, 422 for lists of lists, and 500 with the
-    bare message where kube returns an untyped error (e.g. a missing merge key). A
+    its errors: 400 for malformed directives, 422 for lists of lists and where kube
+    returns an untyped 500 (e.g. a missing merge key: bad input is never a 500 here). A
     directive kube cannot consume (say `$patch: delete` in a list without merge key) is
     left in its result and refused by the strict decoding kubectl asks for; here that is
     the same 422. `schema_name` None (a custom resource) is refused with 415 as in kube.
@@ -805,8 +805,9 @@ def _stray_directives(value: Any, path: str) -> list[str]:
 
 
 def _fail(message: str) -> NoReturn:
-    # kube returns these strategic patch errors untyped: 500 with the bare message.
-    raise errors.InternalError(message, reason="")
+    # kube answers these untyped (a 500); they are the client's mistake, so nodeless
+    # says so with 422 and the same message.
+    raise errors.APIError(message, code=422, reason="Invalid")
 
 
 def _no_merge_key(item: Any, merge_key: str) -> str:

@@ -453,6 +453,9 @@ CASES: list[tuple[str, str, dict, dict | None, list[str]]] = [
      workload("StatefulSet", podManagementPolicy="Random"), None,
      ['spec.podManagementPolicy: Invalid value: "Random": must be \'OrderedReady\' or '
       "'Parallel'"]),
+    ("statefulset pod spec is only checked when pods are made", "statefulsets.apps",
+     edit(workload("StatefulSet"), lambda o: o["spec"]["template"]["spec"]["containers"][0]
+          .pop("image")), None, []),
     ("statefulset update of serviceName", "statefulsets.apps",
      workload("StatefulSet", serviceName="db"), workload("StatefulSet", serviceName="web"),
      ["spec: Forbidden: updates to statefulset spec for fields other than 'replicas', "

@@ -1932,9 +1932,12 @@ def _statefulset(v: V) -> None:
         v.extend(_nonneg("spec.ordinals.start", spec["ordinals"].get("start")))
     v.extend(_selector_template_errors(spec, "statefulset", message=""))
     if selector_parses(spec.get("selector")):
+        # Upstream validates only the template's metadata here, not its pod spec (a TODO
+        # in ValidatePodTemplateSpecForStatefulSet): bad pod specs fail at pod creation.
         v.extend(_template_match(spec, spec.get("selector")))
-        template = _d(spec.get("template"))
-        v.extend(validate_pod_template(template, "spec.template"))
+        tmeta = _d(_d(spec.get("template")).get("metadata"))
+        v.extend(validate_labels(tmeta.get("labels"), "spec.template.labels"))
+        v.extend(validate_annotations(tmeta.get("annotations"), "spec.template.annotations"))
     template_spec = _d(_d(spec.get("template")).get("spec"))
     restart = template_spec.get("restartPolicy") or ""
     if restart != "Always":

@@ -368,6 +368,8 @@ class SQLiteStore:
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> int:
         self._check_open()
+        if expected_revision <= 0:
+            raise ValueError("update needs the mod_revision it was read at")
         row = self._latest(key)
         if row is None or row[1]:
             raise KeyNotFoundError(key)

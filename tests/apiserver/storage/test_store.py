@@ -155,6 +155,9 @@ async def test_update_is_compare_and_swap(store: Store) -> None:
 
     with pytest.raises(KeyNotFoundError):
         await store.update(PODS + "default/missing", b"x", updated)
+    with pytest.raises(ValueError):  # on etcd, mod_revision == 0 would create the key
+        await store.update(PODS + "default/missing", b"x", 0)
+    assert await store.get(PODS + "default/missing") is None
 
 
 async def test_delete_returns_last_value_at_deletion_revision(store: Store) -> None:
