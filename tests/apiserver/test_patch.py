@@ -711,7 +711,7 @@ SMP_FAILURES = [
 @pytest.mark.parametrize(("body", "message"), SMP_FAILURES)
 def test_strategic_patch_kube_refuses_untyped(body: dict[str, Any], message: str) -> None:
     live = with_changes(live_deployment(), {"metadata.finalizers": []})
-    with pytest.raises(errors.InternalError) as raised:
+    with pytest.raises(errors.APIError) as raised:
         apply_strategic_merge_patch(live, body, DEPLOYMENT)
     assert (raised.value.code, raised.value.message) == (422, message)
 
