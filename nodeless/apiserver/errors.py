@@ -145,6 +145,8 @@ class Invalid(APIError):
         group: str = "",
     ) -> None:
         summary = ", ".join(str(c) for c in causes)
+        if len(causes) > 1:
+            summary = f"[{summary}]"  # as kube's field.ErrorList prints several errors
         qualified = f"{kind}.{group}" if group else kind
         super().__init__(
             f'{qualified} "{name}" is invalid: {summary}',

@@ -437,11 +437,11 @@ class ObjectStore:
         structural.report(result, ctx.field_validation, ctx.warnings, kind=rt.qualified_kind,
                           name=(obj.get("metadata") or {}).get("name") or "")
 
-    def _defaults(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+    def _defaults(self, rt: ResourceType, obj: dict[str, Any], *, create: bool = True) -> None:
         if rt.is_custom:
             structural.apply_crd_defaults(obj, rt.crd_schema)
         else:
-            defaults.apply_defaults(rt, obj)
+            defaults.apply_defaults(rt, obj, create=create)
             if rt.kind in WEBHOOK_KINDS and rt.group == "admissionregistration.k8s.io":
                 webhooks.default_configuration(obj)
 
@@ -501,6 +501,12 @@ class ObjectStore:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         strategy.prepare_for_create(rt, obj)
+        if not rt.is_custom:
+            if rt.kind == "Job" and rt.group == "batch":
+                defaults.generate_job_selector(obj)
+            # Once more, as kube decodes what it stores: zero-valued status fields, the
+            # labels of a generated name, the Job's labels from its template.
+            defaults.apply_defaults(rt, obj, create=False)
         self._validate(rt, obj, None)
         await self.admission.validate("CREATE", rt, "", obj, None, ctx)
         name = meta["name"]
@@ -656,14 +662,14 @@ class ObjectStore:
     ) -> dict[str, Any]:
         """Everything between "the client's new object" and "what gets stored"."""
         if subresource != "status":
-            self._defaults(rt, new)
+            self._defaults(rt, new, create=False)
         strategy.prepare_for_update(rt, new, current, subresource)
         self._check_finalizers(rt, new, current)
         mutated = await self.admission.mutate("UPDATE", rt, subresource, new, current, ctx)
         if mutated is not None and mutated is not new:
             new = mutated
             if subresource != "status":
-                self._defaults(rt, new)
+                self._defaults(rt, new, create=False)
             strategy.prepare_for_update(rt, new, current, subresource)
         self._validate(rt, new, current)
         await self.admission.validate("UPDATE", rt, subresource, new, current, ctx)

@@ -323,7 +323,7 @@ def test_crd_validation_messages() -> None:
     ]
     invalid = errors.Invalid("CronTab", "c", errs, group="stable.example.com")
     assert invalid.code == 422
-    assert invalid.message.startswith('CronTab.stable.example.com "c" is invalid: spec.image')
+    assert invalid.message.startswith('CronTab.stable.example.com "c" is invalid: [spec.image')
     assert invalid.details is not None
     assert invalid.details["causes"][1]["field"] == "spec.replicas"
 

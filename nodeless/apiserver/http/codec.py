@@ -84,7 +84,10 @@ def json_response(body: Any, status: int = 200, warnings: list[str] | None = Non
 
 
 def _warning(text: str) -> str:
+    """RFC 7234 warn-text: quoted, and never a control or non-ASCII byte (which HTTP
+    headers may not carry: a field name from a client may hold anything)."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = "".join(c if " " <= c <= "~" else f"\\u{ord(c):04x}" for c in escaped)
     return f'299 - "{escaped}"'
 
 
