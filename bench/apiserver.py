@@ -33,8 +33,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.etcd import start_etcd  # noqa: E402
 from tests.fixtures.apiserver import free_port  # noqa: E402
+from tests.fixtures.etcd import start_etcd  # noqa: E402
 
 
 @dataclass
@@ -63,8 +63,9 @@ class Server:
                 "--port", str(self.port), "--store", store]
         if etcd_endpoint:
             args += ["--etcd-endpoints", etcd_endpoint]
-        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "bench.log", "wb"))
+        with open(self.dir / "bench.log", "wb") as log:
+            self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                         stderr=log)
         self.url = f"https://127.0.0.1:{self.port}"
         self.token = ""
 

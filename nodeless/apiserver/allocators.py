@@ -8,6 +8,7 @@ allocators, keeps allocation O(1) on average while the range is sparse.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
 from typing import Any
@@ -62,10 +63,8 @@ class _KeyedAllocator:
         raise RangeFull()
 
     async def release(self, value: str) -> None:
-        try:
+        with contextlib.suppress(KeyNotFoundError):
             await self._store.delete(self._key(value))
-        except KeyNotFoundError:
-            pass
 
 
 class ClusterIPAllocator(_KeyedAllocator):

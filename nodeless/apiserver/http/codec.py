@@ -113,10 +113,8 @@ def wants_table(request: web.Request) -> str | None:
         )
         if params.get("as") == "Table" and params.get("g") == "meta.k8s.io":
             return params.get("v", "v1")
-        if part.strip().split(";")[0] in (JSON, "*/*", YAML):
-            # A plain type listed first: the client prefers the plain object.
-            if "as=" not in part:
-                return None
+        if part.strip().split(";")[0] in (JSON, "*/*", YAML) and "as=" not in part:
+            return None  # a plain type listed first: the client prefers the plain object
     return None
 
 

@@ -8,6 +8,7 @@ Table, a Status, or a watch stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from datetime import UTC, datetime
@@ -189,7 +190,8 @@ class ResourceHandler:
 
     async def _list(self, request: web.Request, rt: ResourceType, info: RequestInfo
                     ) -> web.Response:
-        listing = await self.server.objects.list(rt, info.namespace, self._list_options(request, rt))
+        listing = await self.server.objects.list(rt, info.namespace,
+                                                 self._list_options(request, rt))
         table_version = codec.wants_table(request)
         if table_version:
             table = tables.to_table(rt, listing["items"], include_object=request.query.get(
@@ -305,10 +307,8 @@ class ResourceHandler:
         finally:
             task.cancel()
             self.server.metrics.watchers.labels(resource=rt.plural).dec()
-        try:
+        with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
-        except ConnectionResetError:
-            pass
         return response
 
     # ---- writes ------------------------------------------------------------------------
@@ -388,10 +388,8 @@ class ResourceHandler:
             subresource="finalize")
         if not finalizers and (obj.get("metadata") or {}).get("deletionTimestamp") and not (
                 obj["metadata"].get("finalizers")):
-            try:
+            with contextlib.suppress(errors.NotFound):
                 obj, _ = await self.server.objects.delete(rt, None, info.name, {}, ctx)
-            except errors.NotFound:
-                pass
         return obj
 
     async def _bind(self, request: web.Request, rt: ResourceType, info: RequestInfo
