@@ -21,10 +21,11 @@ Regenerate (after a kubectl upgrade), from the repository root:
 Output (`nodeless/apiserver/resources/protobuf_schema.json`) maps
 `"<package path>.<Type>"` to its fields in declaration order, each
 `[json name ("-" = not in JSON), protobuf number (0 = not on the wire), flags, type]`;
-`o` (omitempty), `i` (embedded, inlined into the parent's JSON) and `r` (the tag says
-`rep`), and the type is `string|bool|int32|int64|uint32|uint64|float32|float64|bytes`,
-`*T`, `[]T`, `~[]T` (a named slice: a message with `items` when not repeated inline),
-`map[K]V` or a struct's full name. `custom` lists the types with their own MarshalJSON,
+flags has `o` (omitempty), `z` (omitzero), `i` (embedded, inlined into the parent's
+JSON) and `r` (the tag says `rep`); the type is one of `string`, `bool`, `int32`,
+`int64`, `uint32`, `uint64`, `float32`, `float64`, `bytes`, `*T`, `[]T`, `~[]T` (a
+named slice: a message `{1: items}` unless the tag says `rep`), `map[K]V`, or a
+struct's full name. `custom` lists the types with their own MarshalJSON,
 which the decoder must convert by hand.
 """
 
@@ -339,6 +340,8 @@ class Renderer:
                 continue  # neither JSON nor protobuf; a `-` field on the wire is kept
             if "omitempty" in options.split(","):
                 flags += "o"
+            if "omitzero" in options.split(","):  # Go 1.24: omitted when zero / IsZero()
+                flags += "z"
             inline = embedded and not json_name and self.types[typ].kind == STRUCT
             if inline:
                 flags += "i"

@@ -54,14 +54,10 @@ def _depth_limited(func: Callable[_P, _R]) -> Callable[_P, _R]:
     return guarded
 
 
-def apply_patch(content_type: str, doc: dict[str, Any], body: bytes,
-                schema_name: str | None) -> dict[str, Any]:
-    """Apply a PATCH request body of `content_type` to `doc`.
-
-    `schema_name` names the built-in type's definition (e.g. `io.k8s.api.apps.v1.Deployment`)
-    whose patch strategies drive a strategic merge patch; None means a custom resource,
-    which, as in kube, accepts only JSON and merge patches.
-    """
+def check_media_type(content_type: str, schema_name: str | None) -> str:
+    """The patch's media type, or 415 for one this type does not accept (server-side
+    apply among them), checked before anything is read so the answer never depends on
+    whether the object exists."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type in (APPLY_PATCH_YAML, APPLY_PATCH_CBOR):
         raise errors.UnsupportedMediaType(
@@ -71,6 +67,18 @@ def apply_patch(content_type: str, doc: dict[str, Any], body: bytes,
     accepted = _accepted_media_types(schema_name)
     if media_type not in accepted:
         raise _unsupported(accepted)
+    return media_type
+
+
+def apply_patch(content_type: str, doc: dict[str, Any], body: bytes,
+                schema_name: str | None) -> dict[str, Any]:
+    """Apply a PATCH request body of `content_type` to `doc`.
+
+    `schema_name` names the built-in type's definition (e.g. `io.k8s.api.apps.v1.Deployment`)
+    whose patch strategies drive a strategic merge patch; None means a custom resource,
+    which, as in kube, accepts only JSON and merge patches.
+    """
+    media_type = check_media_type(content_type, schema_name)
     if media_type == JSON_PATCH:
         return apply_json_patch(doc, _decode(body, "error decoding patch: "))
     if media_type == MERGE_PATCH:

@@ -31,6 +31,16 @@ SYSTEM_METADATA = ("uid", "creationTimestamp", "deletionTimestamp",
                    "deletionGracePeriodSeconds", "generation")
 
 
+# Kinds whose DELETE answers with the object rather than a Status (kube's
+# ReturnDeletedObject), as the official clients' typings expect.
+_RETURN_DELETED = {"Pod", "Service", "PersistentVolume", "PersistentVolumeClaim",
+                   "ServiceAccount", "ResourceQuota"}
+
+
+def returns_deleted_object(rt: ResourceType) -> bool:
+    return rt.is_custom or (not rt.group and rt.kind in _RETURN_DELETED)
+
+
 def tracks_generation(rt: ResourceType) -> bool:
     return rt.is_custom or rt.kind in _GENERATION_KINDS
 
@@ -46,7 +56,10 @@ def prepare_for_create(rt: ResourceType, obj: dict[str, Any]) -> None:
         meta["generation"] = 1
     else:
         meta.pop("generation", None)
-    if rt.has_subresource("status") and rt.kind not in _KEEP_STATUS_ON_CREATE:
+    if rt.is_custom:
+        if rt.has_subresource("status"):
+            obj.pop("status", None)  # a custom resource's status is written via /status
+    elif rt.has_subresource("status") and rt.kind not in _KEEP_STATUS_ON_CREATE:
         obj["status"] = _initial_status(rt, obj)
     elif rt.kind == "Namespace":
         obj["status"] = {"phase": "Active"}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from nodeless.apiserver import errors
+from nodeless.apiserver import errors, strategy
 from nodeless.apiserver.http import codec
 from nodeless.apiserver.http.request import RequestInfo, parse_resource_path
 from nodeless.apiserver.objects import (
@@ -344,6 +344,10 @@ class ResourceHandler:
                      ) -> web.Response:
         ctx = _context(request)
         content_type = codec.media_type(request)
+        from nodeless.apiserver.patch import check_media_type
+
+        check_media_type(content_type, "io.k8s.api.autoscaling.v1.Scale"
+                         if info.subresource == "scale" else rt.schema_ref)
         raw = await codec.read_body(request, self.server.config.max_request_bytes)
         if info.subresource == "scale":
             from nodeless.apiserver.patch import apply_patch
@@ -431,7 +435,7 @@ class ResourceHandler:
             ctx.dry_run = True
         obj, deleted_now = await self.server.objects.delete(
             rt, info.namespace, info.name, options, ctx)
-        if deleted_now and not (rt.kind == "Pod" or rt.is_custom):
+        if deleted_now and not strategy.returns_deleted_object(rt):
             meta = obj.get("metadata") or {}
             details = {"name": info.name, "kind": rt.plural, "uid": meta.get("uid")}
             if rt.group:

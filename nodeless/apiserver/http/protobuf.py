@@ -150,6 +150,7 @@ class _Field:
     json: str
     number: int
     omitempty: bool
+    omitzero: bool
     inline: bool
     repeated: bool
     type: _Type
@@ -181,8 +182,8 @@ class _Schema:
         compiled = self._compiled.get(name)
         if compiled is None:
             fields = tuple(
-                _Field(json_name, number, "o" in flags, "i" in flags, "r" in flags,
-                       _parse_type(expr))
+                _Field(json_name, number, "o" in flags, "z" in flags, "i" in flags,
+                       "r" in flags, _parse_type(expr))
                 for json_name, number, flags, expr in self.raw_types.get(name, ()))
             own = frozenset(f.json for f in fields if not f.inline)
             compiled = self._compiled[name] = _Struct(name, fields, own)
@@ -312,12 +313,23 @@ class _Decoder:
                 value = self.value(f, chunks, depth)
                 if f.omitempty and _empty(f.type, value):
                     continue
-                out[f.json] = value
             elif f.type.kind == "struct":
-                out[f.json] = self.struct(f.type.name, 0, 0, depth + 1)
-            elif not f.omitempty:
-                out[f.json] = _zero(f.type)
+                value = self.struct(f.type.name, 0, 0, depth + 1)
+            elif f.omitempty:
+                continue
+            else:
+                value = _zero(f.type)
+            if f.omitzero and self.is_zero(f.type, value, depth):
+                continue
+            out[f.json] = value
         return out
+
+    def is_zero(self, t: _Type, value: Any, depth: int) -> bool:
+        """encoding/json's omitzero: the Go zero value (or IsZero(), which for the one
+        user, metav1.Time, agrees: the zero time is what marshals as null)."""
+        if t.kind == "struct":
+            return bool(value == self.struct(t.name, 0, 0, depth + 1))
+        return value is None or value == _zero(t)
 
     def _joined(self, chunks: list[Chunk], what: str) -> tuple[int, int]:
         """A message field sent more than once is merged, as if concatenated."""
