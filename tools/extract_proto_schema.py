@@ -12,7 +12,8 @@ How: parse the ELF section headers; read the Go version from `.go.buildinfo`; lo
 for a word pointing at `.gopclntab`) to learn the base of the type region and the
 `typelinks`/`itablinks` tables; walk the `abi.Type` graph from those roots (element,
 key, field and pointer-to-this types) and keep every named struct of the API packages.
-Layouts follow `internal/abi` for 64-bit little-endian Go 1.22+ (swiss maps).
+Layouts follow `internal/abi` for 64-bit little-endian Go 1.22+ (swiss maps), in a
+static non-PIE executable, which is how kubectl is released.
 
 Regenerate (after a kubectl upgrade), from the repository root:
 
@@ -83,6 +84,10 @@ class Elf:
     def __init__(self, data: bytes) -> None:
         if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
             raise ExtractError("not a 64-bit little-endian ELF file")
+        if struct.unpack_from("<H", data, 0x10)[0] != 2:  # ET_EXEC
+            # A PIE's pointers in .rodata are relocations, not addresses; release
+            # kubectl binaries are static executables.
+            raise ExtractError("not a non-PIE executable: pointers would need relocating")
         self.data = data
         shoff = struct.unpack_from("<Q", data, 0x28)[0]
         entsize, count, strndx = struct.unpack_from("<HHH", data, 0x3A)

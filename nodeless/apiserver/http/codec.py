@@ -10,6 +10,7 @@ import yaml
 from aiohttp import web
 
 from nodeless.apiserver import errors
+from nodeless.apiserver.http import protobuf
 
 JSON = "application/json"
 YAML = "application/yaml"
@@ -57,6 +58,9 @@ def decode_object(body: bytes, content_type: str) -> Any:
         except orjson.JSONDecodeError as exc:
             raise errors.BadRequest(
                 f"couldn't get version/kind; json parse error: {exc}") from None
+    if content_type == protobuf.CONTENT_TYPE:
+        # kubectl's typed commands send built-in objects as Kubernetes protobuf.
+        return protobuf.decode_protobuf_body(body)
     if content_type in (YAML, "application/x-yaml", "text/yaml"):
         try:
             value = yaml.load(body, Loader=_YamlLoader)  # noqa: S506 - a safe loader
@@ -68,7 +72,7 @@ def decode_object(body: bytes, content_type: str) -> Any:
             raise errors.BadRequest(f"error converting YAML to JSON: {exc}") from None
     raise errors.UnsupportedMediaType(
         f"the body of the request was in an unknown format - accepted media types include: "
-        f"{JSON}, {YAML}")
+        f"{JSON}, {YAML}, {protobuf.CONTENT_TYPE}")
 
 
 def json_response(body: Any, status: int = 200, warnings: list[str] | None = None,

@@ -38,6 +38,7 @@ MAX_DEPTH = 100  # deeper than any real object; bounds recursion on hostile inpu
 
 _META = "k8s.io/apimachinery/pkg/apis/meta/v1"
 _RUNTIME = "k8s.io/apimachinery/pkg/runtime"
+_TYPE_META = f"{_META}.TypeMeta"
 _GO_ZERO_TIME = -62135596800  # time.Time{}.Unix(): what a zero Time may arrive as
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
 
@@ -189,8 +190,9 @@ class _Schema:
             compiled = self._compiled[name] = _Struct(name, fields, own)
         return compiled
 
-    def has(self, name: str) -> bool:
-        return name in self.raw_types
+    def is_kind(self, name: str) -> bool:
+        """A top-level object (it embeds TypeMeta), not a part such as `Container`."""
+        return any(f[2] == "i" and f[3] == _TYPE_META for f in self.raw_types.get(name, ()))
 
 
 @functools.lru_cache(maxsize=1)
@@ -232,7 +234,7 @@ def go_type(api_version: str, kind: str) -> str | None:
         candidates.append(_META)
     for package in candidates:
         name = f"{package}.{kind}"
-        if package and s.has(name):
+        if package and s.is_kind(name):
             return name
     return None
 
