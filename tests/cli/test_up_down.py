@@ -186,3 +186,30 @@ def test_status_and_down_when_nothing_runs(tmp_path: Path) -> None:
 def test_data_dir_from_environment(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["status"], env={"NODELESS_DATA_DIR": str(tmp_path)})
     assert result.exit_code == 1 and str(tmp_path) in result.output
+
+
+def test_objects_survive_down_and_up(tmp_path: Path) -> None:
+    """SQLite: what was stored, with its uid and resourceVersion, is there after
+    `nodeless down` and `nodeless up` on the same data dir."""
+    data_dir = tmp_path / "persist"
+    port = str(free_port())
+    up = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", port)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        api = client.CoreV1Api(config.new_client_from_config(str(data_dir / "kubeconfig")))
+        for i in range(3):
+            api.create_namespaced_config_map("default", {
+                "metadata": {"name": f"kept-{i}"}, "data": {"i": str(i)}})
+        api.patch_namespaced_config_map("kept-0", "default", {"data": {"i": "changed"}})
+        before = {c.metadata.name: (c.metadata.uid, c.metadata.resource_version, c.data)
+                  for c in api.list_namespaced_config_map("default").items}
+        assert nodeless("down", "--data-dir", str(data_dir)).returncode == 0
+        up = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", port)
+        assert up.returncode == 0, up.stdout + up.stderr
+        api = client.CoreV1Api(config.new_client_from_config(str(data_dir / "kubeconfig")))
+        after = {c.metadata.name: (c.metadata.uid, c.metadata.resource_version, c.data)
+                 for c in api.list_namespaced_config_map("default").items}
+        assert after == before
+        assert before["kept-0"][2] == {"i": "changed"}
+    finally:
+        nodeless("down", "--data-dir", str(data_dir))
