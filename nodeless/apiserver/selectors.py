@@ -5,6 +5,9 @@ as `metav1.LabelSelector` objects (webhooks, controllers); both forms end up as 
 `LabelSelector`. Errors read exactly as kube-apiserver's, since kubectl shows them as is.
 Field selectors are checked per kind against the fields kube lets you select on, with
 kube's per-kind wording of the refusal (it is not uniform upstream either).
+
+Label keys and values are checked by `resources.names`, the checks object validation
+uses; the field errors of a selector inside an object are `validation.validate_label_selector`.
 """
 
 from __future__ import annotations
@@ -14,103 +17,13 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nodeless.apiserver.errors import BadRequest, FieldError, forbidden, invalid, required
-
-# ---- label keys and values (apimachinery validation.content) --------------------------
-
-_LABEL_KEY_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_LABEL_KEY_RE = re.compile(f"^{_LABEL_KEY_FMT}$")
-_LABEL_KEY_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and must start "
-                  "and end with an alphanumeric character")
-_LABEL_VALUE_FMT = f"({_LABEL_KEY_FMT})?"
-_LABEL_VALUE_RE = re.compile(f"^{_LABEL_VALUE_FMT}$")
-_LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric "
-                    "characters, '-', '_' or '.', and must start and end with an alphanumeric "
-                    "character")
-_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
-_DNS1123_SUBDOMAIN_RE = re.compile(f"^{_DNS1123_SUBDOMAIN_FMT}$")
-_DNS1123_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case "
-                          "alphanumeric characters, '-' or '.', and must start and end with an "
-                          "alphanumeric character")
-_MAX_NAME = 63
-
-
-def regex_error(msg: str, fmt: str, *examples: str) -> str:
-    """kube's RegexError text, down to its double space before each 'or'."""
-    if not examples:
-        return f"{msg} (regex used for validation is '{fmt}')"
-    shown = " or ".join(f"'{e}', " for e in examples)
-    return f"{msg} (e.g. {shown}regex used for validation is '{fmt}')"
-
-
-def dns1123_subdomain_errors(value: str) -> list[str]:
-    errs = []
-    if len(value) > 253:
-        errs.append("must be no more than 253 characters")
-    if not _DNS1123_SUBDOMAIN_RE.match(value):
-        errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
-
-
-def label_key_errors(key: str) -> list[str]:
-    """Why `key` is not a label key (IsLabelKey); empty when it is one."""
-    errs: list[str] = []
-    parts = key.split("/")
-    if len(parts) == 1:
-        name = parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            errs.append("prefix part must be non-empty")
-        else:
-            errs.extend("prefix part " + m for m in dns1123_subdomain_errors(prefix))
-    else:
-        return ["a valid label key "
-                + regex_error(_LABEL_KEY_MSG, _LABEL_KEY_FMT, "MyName", "my.name", "123-abc")
-                + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
-    if not name:
-        errs.append("name part must be non-empty")
-    elif len(name) > _MAX_NAME:
-        errs.append(f"name part must be no more than {_MAX_NAME} characters")
-    if not _LABEL_KEY_RE.match(name):
-        errs.append("name part "
-                    + regex_error(_LABEL_KEY_MSG, _LABEL_KEY_FMT, "MyName", "my.name", "123-abc"))
-    return errs
-
-
-def label_value_errors(value: str) -> list[str]:
-    """Why `value` is not a label value (IsValidLabelValue); empty when it is one."""
-    errs = []
-    if len(value) > _MAX_NAME:
-        errs.append(f"must be no more than {_MAX_NAME} characters")
-    if not _LABEL_VALUE_RE.match(value):
-        errs.append(regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
-    return errs
-
-
-def go_quote(s: str) -> str:
-    """Go's %q of a string, so quoted values in messages look like kube's."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
+from nodeless.apiserver.errors import BadRequest
+from nodeless.apiserver.resources.names import (
+    go_quote,
+    go_string_slice,
+    is_label_value,
+    is_qualified_name,
+)
 
 
 def _invalid_text(path: str, value: str, detail: str) -> str:
@@ -173,7 +86,7 @@ def new_requirement(key: str, operator: str, values: Iterable[str]) -> LabelRequ
     """labels.NewRequirement: validate and build; `BadRequest` with kube's text if wrong."""
     vals = list(values)
     errs = []
-    key_errs = label_key_errors(key)
+    key_errs = is_qualified_name(key)
     if key_errs:
         errs.append(_invalid_text("key", key, "; ".join(key_errs)))
     if operator in (IN, NOT_IN):
@@ -182,15 +95,15 @@ def new_requirement(key: str, operator: str, values: Iterable[str]) -> LabelRequ
                         "values set can't be empty")
     elif operator in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS):
         if len(vals) != 1:
-            errs.append(f"values: Invalid value: {_go_strings(vals)}: exact-match "
+            errs.append(f"values: Invalid value: {go_string_slice(vals)}: exact-match "
                         "compatibility requires one single value")
     elif operator in (EXISTS, DOES_NOT_EXIST):
         if vals:
-            errs.append(f"values: Invalid value: {_go_strings(vals)}: values set must be "
+            errs.append(f"values: Invalid value: {go_string_slice(vals)}: values set must be "
                         "empty for exists and does not exist")
     elif operator in (GREATER_THAN, LESS_THAN):
         if len(vals) != 1:
-            errs.append(f"values: Invalid value: {_go_strings(vals)}: for 'Gt', 'Lt' "
+            errs.append(f"values: Invalid value: {go_string_slice(vals)}: for 'Gt', 'Lt' "
                         "operators, exactly one value is required")
         for i, v in enumerate(vals):
             if not re.fullmatch(r"[+-]?\d+", v):
@@ -201,16 +114,12 @@ def new_requirement(key: str, operator: str, values: Iterable[str]) -> LabelRequ
         errs.append(f"operator: Unsupported value: {go_quote(operator)}: supported values: "
                     f"{supported}")
     for i, v in enumerate(vals):
-        value_errs = label_value_errors(v)
+        value_errs = is_label_value(v)
         if value_errs:
             errs.append(_invalid_text(f"values[{i}][{key}]", v, "; ".join(value_errs)))
     if errs:
         raise BadRequest(_aggregate(errs))
     return LabelRequirement(key, operator, tuple(vals))
-
-
-def _go_strings(values: list[str]) -> str:
-    return "[]string{" + ", ".join(go_quote(v) for v in values) + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,35 +183,6 @@ class LabelSelector:
             values = [str(v) for v in expr.get("values") or []]
             reqs.append(new_requirement(expr.get("key", ""), ops[op], values))
         return cls(tuple(sorted(reqs, key=lambda r: r.key)))
-
-
-def validate_label_selector(selector: Mapping[str, Any] | None, path: str) -> list[FieldError]:
-    """metav1validation.ValidateLabelSelector: field errors for an API object's selector."""
-    if selector is None:
-        return []
-    errs: list[FieldError] = []
-    labels_path = f"{path}.matchLabels"
-    for key, value in (selector.get("matchLabels") or {}).items():
-        errs.extend(invalid(labels_path, key, m) for m in label_key_errors(key))
-        errs.extend(invalid(labels_path, value, m) for m in label_value_errors(str(value)))
-    for i, expr in enumerate(selector.get("matchExpressions") or []):
-        p = f"{path}.matchExpressions[{i}]"
-        op, values = expr.get("operator"), expr.get("values") or []
-        if op in ("In", "NotIn"):
-            if not values:
-                errs.append(required(f"{p}.values",
-                                     "must be specified when `operator` is 'In' or 'NotIn'"))
-        elif op in ("Exists", "DoesNotExist"):
-            if values:
-                errs.append(forbidden(f"{p}.values", "may not be specified when `operator` is "
-                                                     "'Exists' or 'DoesNotExist'"))
-        else:
-            errs.append(invalid(f"{p}.operator", op or "", "not a valid selector operator"))
-        key = expr.get("key") or ""
-        errs.extend(invalid(f"{p}.key", key, m) for m in label_key_errors(key))
-        for j, v in enumerate(values):
-            errs.extend(invalid(f"{p}.values[{j}]", v, m) for m in label_value_errors(str(v)))
-    return errs
 
 
 # The lexer and parser follow apimachinery's labels.Parse token by token, so that every
@@ -391,7 +271,7 @@ class _LabelParser:
             tok, lit = self._take()
         if tok != _ID:
             raise _ParseError(f"found '{lit}', expected: identifier")
-        key_errs = label_key_errors(lit)
+        key_errs = is_qualified_name(lit)
         if key_errs:
             raise _ParseError(_invalid_text("", lit, "; ".join(key_errs)))
         key = lit

@@ -702,6 +702,33 @@ def test_go_quoting_of_values() -> None:
     assert validation.go_string_map({"b": "2", "a": "1"}) == 'map[string]string{"a":"1", "b":"2"}'
 
 
+def test_validate_label_selector_field_errors() -> None:
+    """metav1validation.ValidateLabelSelector, used for workload selectors and for a
+    webhook's namespaceSelector and objectSelector alike."""
+    errs = validation.validate_label_selector({
+        "matchLabels": {"ok": "fine", "bad/": "x"},
+        "matchExpressions": [
+            {"key": "a", "operator": "In"},
+            {"key": "b", "operator": "Exists", "values": ["x y"]},
+            {"key": "c", "operator": "Sometimes"},
+        ],
+    }, "spec.selector")
+    shown = [str(e) for e in errs]
+    assert shown[0].startswith('spec.selector.matchLabels: Invalid value: "bad/": name part '
+                               "must be non-empty")
+    assert ("spec.selector.matchExpressions[0].values: Required value: must be specified when "
+            "`operator` is 'In' or 'NotIn'") in shown
+    assert ("spec.selector.matchExpressions[1].values: Forbidden: may not be specified when "
+            "`operator` is 'Exists' or 'DoesNotExist'") in shown
+    # Values are checked whatever the operator, as kube checks them.
+    assert (f'spec.selector.matchExpressions[1].values[0]: Invalid value: "x y": {LABEL_VALUE}'
+            in shown)
+    assert ('spec.selector.matchExpressions[2].operator: Invalid value: "Sometimes": not a '
+            "valid selector operator") in shown
+    assert validation.validate_label_selector({"matchLabels": {"a": "b"}}, "x") == []
+    assert validation.validate_label_selector(None, "x") == []
+
+
 def test_errors_are_deduplicated() -> None:
     """Pod updates validate metadata twice in kube; the aggregate drops repeats."""
     old = pod(uid="u", labels={"app": "web"})

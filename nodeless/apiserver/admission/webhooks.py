@@ -34,12 +34,9 @@ from nodeless.apiserver.errors import (
     required,
     unsupported,
 )
-from nodeless.apiserver.selectors import (
-    LabelSelector,
-    dns1123_subdomain_errors,
-    go_quote,
-    validate_label_selector,
-)
+from nodeless.apiserver.resources.names import go_quote, go_string_slice, is_dns1123_subdomain
+from nodeless.apiserver.resources.validation import GoValue, validate_label_selector
+from nodeless.apiserver.selectors import LabelSelector
 
 log = logging.getLogger(__name__)
 
@@ -701,14 +698,9 @@ def default_configuration(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class _GoList:
-    """Shows a list in a field error as kube prints a []string."""
-
-    def __init__(self, items: Sequence[Any]) -> None:
-        self.items = items
-
-    def __repr__(self) -> str:
-        return "[]string{" + ", ".join(go_quote(str(i)) for i in self.items) + "}"
+def _go_list(items: Sequence[Any]) -> GoValue:
+    """A list in a field error, as kube prints a []string."""
+    return GoValue(go_string_slice(items))
 
 
 def _validate_resources(resources: Sequence[str], path: str) -> list[FieldError]:
@@ -739,10 +731,10 @@ def _validate_resources(resources: Sequence[str], path: str) -> list[FieldError]
         if res == "*":
             wildcard_res.add(sub)
     if len(resources) > 1 and has_double:
-        errs.append(invalid(path, _GoList(resources),
+        errs.append(invalid(path, _go_list(resources),
                             "if '*/*' is present, must not specify other resources"))
     if has_single and has_plain:
-        errs.append(invalid(path, _GoList(resources),
+        errs.append(invalid(path, _go_list(resources),
                             "if '*' is present, must not specify other resources without "
                             "subresources"))
     return errs
@@ -754,7 +746,7 @@ def _validate_rule(rule: Mapping[str, Any], path: str) -> list[FieldError]:
     if not operations:
         errs.append(required(f"{path}.operations"))
     if len(operations) > 1 and "*" in operations:
-        errs.append(invalid(f"{path}.operations", _GoList(operations),
+        errs.append(invalid(f"{path}.operations", _go_list(operations),
                             "if '*' is present, must not specify other operations"))
     for i, op in enumerate(operations):
         if op not in ("*", "CONNECT", "CREATE", "DELETE", "UPDATE"):
@@ -765,7 +757,7 @@ def _validate_rule(rule: Mapping[str, Any], path: str) -> list[FieldError]:
         if not items:
             errs.append(required(f"{path}.{field}"))
         elif len(items) > 1 and "*" in items:
-            errs.append(invalid(f"{path}.{field}", _GoList(items),
+            errs.append(invalid(f"{path}.{field}", _go_list(items),
                                 f"if '*' is present, must not specify other {what}"))
     for i, v in enumerate(rule.get("apiVersions") or []):
         if not v:
@@ -823,7 +815,7 @@ def _validate_service(svc: Mapping[str, Any], path: str) -> list[FieldError]:
             errs.append(invalid(f"{path}.path", url_path, f"segment[{i}] may not be empty"))
             continue
         errs.extend(invalid(f"{path}.path", url_path, f"segment[{i}]: {m}")
-                    for m in dns1123_subdomain_errors(step))
+                    for m in is_dns1123_subdomain(step))
     return errs
 
 
@@ -838,7 +830,7 @@ def _validate_review_versions(versions: Sequence[str], path: str) -> list[FieldE
             continue
         seen.add(v)
     if not any(v in REVIEW_VERSIONS for v in versions):
-        errs.append(invalid(path, _GoList(versions), f"must include at least one of {accepted}"))
+        errs.append(invalid(path, _go_list(versions), f"must include at least one of {accepted}"))
     return errs
 
 
@@ -854,7 +846,7 @@ def validate_configuration(obj: Mapping[str, Any]) -> list[FieldError]:
         name = w.get("name") or ""
         if not name:
             errs.append(required(f"{p}.name"))
-        elif dns := dns1123_subdomain_errors(name):
+        elif dns := is_dns1123_subdomain(name):
             errs.append(invalid(f"{p}.name", name, ",".join(dns)))
         elif len(name.split(".")) < 3:
             errs.append(invalid(f"{p}.name", name,

@@ -202,6 +202,14 @@ def _set_if_empty(d: Obj, key: str, value: Any) -> None:
         d[key] = value
 
 
+def _dict_at(d: Obj, key: str) -> Obj:
+    """The object at d[key], made an empty one first if it is missing or not an object."""
+    value = d.get(key)
+    if not isinstance(value, dict):
+        value = d[key] = {}
+    return value
+
+
 def _probe(probe: Any) -> None:
     if not isinstance(probe, dict):
         return
@@ -239,9 +247,7 @@ def _container(c: Any, errs: list[str]) -> None:
         c["imagePullPolicy"] = default_pull_policy(c.get("image") or "")
     _set_if_empty(c, "terminationMessagePath", "/dev/termination-log")
     _set_if_empty(c, "terminationMessagePolicy", "File")
-    resources = c.get("resources")
-    if not isinstance(resources, dict):
-        resources = c["resources"] = {}
+    resources = _dict_at(c, "resources")
     _resource_list(resources, "limits", errs)
     _resource_list(resources, "requests", errs)
     for port in c.get("ports") or ():
@@ -343,9 +349,7 @@ def _requests_from_limits(c: Any) -> None:
     resources = c.get("resources")
     if not isinstance(resources, dict) or not isinstance(resources.get("limits"), dict):
         return
-    requests = resources.get("requests")
-    if not isinstance(requests, dict):
-        requests = resources["requests"] = {}
+    requests = _dict_at(resources, "requests")
     for name, value in resources["limits"].items():
         requests.setdefault(name, value)
 
@@ -392,9 +396,7 @@ def _template(owner: Obj, errs: list[str]) -> None:
     if not isinstance(template, dict):
         return
     _set_if_missing(template, "metadata", {})
-    spec = template.get("spec")
-    if not isinstance(spec, dict):
-        spec = template["spec"] = {}
+    spec = _dict_at(template, "spec")
     pod_spec_defaults(spec, pod=False, errs=errs)
 
 
@@ -456,9 +458,7 @@ class _Ctx:
 
 def _pod(obj: Obj, ctx: _Ctx) -> None:
     errs = ctx.errs
-    spec = obj.get("spec")
-    if not isinstance(spec, dict):
-        spec = obj["spec"] = {}
+    spec = _dict_at(obj, "spec")
     pod_spec_defaults(spec, pod=True, errs=errs)
     if ctx.is_create(obj):
         pod_admission_defaults(obj)
@@ -468,20 +468,22 @@ def _pod(obj: Obj, ctx: _Ctx) -> None:
 # workloads
 
 
+def _rolling_update(spec: Obj, key: str, *, max_unavailable: Any, max_surge: Any) -> None:
+    """A Deployment's strategy or a DaemonSet's updateStrategy: RollingUpdate unless told
+    otherwise, and then its two budgets."""
+    strategy = _dict_at(spec, key)
+    _set_if_empty(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = _dict_at(strategy, "rollingUpdate")
+        _set_if_missing(rolling, "maxUnavailable", max_unavailable)
+        _set_if_missing(rolling, "maxSurge", max_surge)
+
+
 def _deployment(obj: Obj, ctx: _Ctx) -> None:
     errs = ctx.errs
     spec = obj.setdefault("spec", {})
     _set_if_missing(spec, "replicas", 1)
-    strategy = spec.get("strategy")
-    if not isinstance(strategy, dict):
-        strategy = spec["strategy"] = {}
-    _set_if_empty(strategy, "type", "RollingUpdate")
-    if strategy["type"] == "RollingUpdate":
-        rolling = strategy.get("rollingUpdate")
-        if not isinstance(rolling, dict):
-            rolling = strategy["rollingUpdate"] = {}
-        _set_if_missing(rolling, "maxUnavailable", "25%")
-        _set_if_missing(rolling, "maxSurge", "25%")
+    _rolling_update(spec, "strategy", max_unavailable="25%", max_surge="25%")
     _set_if_missing(spec, "revisionHistoryLimit", 10)
     _set_if_missing(spec, "progressDeadlineSeconds", 600)
     _template(spec, errs)
@@ -500,16 +502,7 @@ def _replicaset(obj: Obj, ctx: _Ctx) -> None:
 def _daemonset(obj: Obj, ctx: _Ctx) -> None:
     errs = ctx.errs
     spec = obj.setdefault("spec", {})
-    strategy = spec.get("updateStrategy")
-    if not isinstance(strategy, dict):
-        strategy = spec["updateStrategy"] = {}
-    _set_if_empty(strategy, "type", "RollingUpdate")
-    if strategy["type"] == "RollingUpdate":
-        rolling = strategy.get("rollingUpdate")
-        if not isinstance(rolling, dict):
-            rolling = strategy["rollingUpdate"] = {}
-        _set_if_missing(rolling, "maxUnavailable", 1)
-        _set_if_missing(rolling, "maxSurge", 0)
+    _rolling_update(spec, "updateStrategy", max_unavailable=1, max_surge=0)
     _set_if_missing(spec, "revisionHistoryLimit", 10)
     _template(spec, errs)
     status = obj.setdefault("status", {})
@@ -522,17 +515,13 @@ def _statefulset(obj: Obj, ctx: _Ctx) -> None:
     errs = ctx.errs
     spec = obj.setdefault("spec", {})
     _set_if_empty(spec, "podManagementPolicy", "OrderedReady")
-    strategy = spec.get("updateStrategy")
-    if not isinstance(strategy, dict):
-        strategy = spec["updateStrategy"] = {}
+    strategy = _dict_at(spec, "updateStrategy")
     if not strategy.get("type"):
         strategy["type"] = "RollingUpdate"
         _set_if_missing(strategy, "rollingUpdate", {})
     if strategy["type"] == "RollingUpdate" and isinstance(strategy.get("rollingUpdate"), dict):
         _set_if_missing(strategy["rollingUpdate"], "partition", 0)
-    retention = spec.get("persistentVolumeClaimRetentionPolicy")
-    if not isinstance(retention, dict):
-        retention = spec["persistentVolumeClaimRetentionPolicy"] = {}
+    retention = _dict_at(spec, "persistentVolumeClaimRetentionPolicy")
     _set_if_empty(retention, "whenDeleted", "Retain")
     _set_if_empty(retention, "whenScaled", "Retain")
     _set_if_missing(spec, "replicas", 1)
@@ -587,22 +576,14 @@ def generate_job_selector(job: Obj) -> None:
     if not uid or spec.get("manualSelector"):
         return
     template = spec.setdefault("template", {})
-    tmeta = template.get("metadata")
-    if not isinstance(tmeta, dict):
-        tmeta = template["metadata"] = {}
-    labels = tmeta.get("labels")
-    if not isinstance(labels, dict):
-        labels = tmeta["labels"] = {}
+    tmeta = _dict_at(template, "metadata")
+    labels = _dict_at(tmeta, "labels")
     for key in (LEGACY_JOB_NAME_LABEL, JOB_NAME_LABEL):
         labels.setdefault(key, meta.get("name") or "")
     for key in (LEGACY_CONTROLLER_UID_LABEL, CONTROLLER_UID_LABEL):
         labels.setdefault(key, uid)
-    selector = spec.get("selector")
-    if not isinstance(selector, dict):
-        selector = spec["selector"] = {}
-    match_labels = selector.get("matchLabels")
-    if not isinstance(match_labels, dict):
-        match_labels = selector["matchLabels"] = {}
+    selector = _dict_at(spec, "selector")
+    match_labels = _dict_at(selector, "matchLabels")
     match_labels.setdefault(CONTROLLER_UID_LABEL, uid)
 
 
@@ -710,14 +691,10 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 def _namespace(obj: Obj, ctx: _Ctx) -> None:
     meta = obj.setdefault("metadata", {})
     if meta.get("name"):
-        labels = meta.get("labels")
-        if not isinstance(labels, dict):
-            labels = meta["labels"] = {}
+        labels = _dict_at(meta, "labels")
         labels[NAMESPACE_NAME_LABEL] = meta["name"]
     if ctx.is_create(obj):
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            spec = obj["spec"] = {}
+        spec = _dict_at(obj, "spec")
         finalizers = spec.get("finalizers")
         if not isinstance(finalizers, list):
             finalizers = spec["finalizers"] = []
@@ -732,9 +709,7 @@ def _secret(obj: Obj, ctx: _Ctx) -> None:
     # v1 -> internal conversion merges stringData into data; stringData is never stored.
     string_data = obj.pop("stringData", None)
     if isinstance(string_data, dict) and string_data:
-        data = obj.get("data")
-        if not isinstance(data, dict):
-            data = obj["data"] = {}
+        data = _dict_at(obj, "data")
         for key, value in string_data.items():
             data[key] = base64.b64encode(str(value).encode()).decode()
 
@@ -760,9 +735,7 @@ def _pvc_spec(spec: Obj, errs: list[str]) -> None:
 
 def _pvc(obj: Obj, ctx: _Ctx) -> None:
     errs = ctx.errs
-    spec = obj.get("spec")
-    if not isinstance(spec, dict):
-        spec = obj["spec"] = {}
+    spec = _dict_at(obj, "spec")
     _pvc_spec(spec, errs)
     status = obj.setdefault("status", {})
     _set_if_empty(status, "phase", "Pending")
@@ -941,9 +914,7 @@ def _crd(obj: Obj, ctx: _Ctx) -> None:
         service = ((conversion.get("webhook") or {}).get("clientConfig") or {}).get("service")
         if isinstance(service, dict):
             _set_if_missing(service, "port", 443)
-    status = obj.get("status")
-    if not isinstance(status, dict):
-        status = obj["status"] = {}
+    status = _dict_at(obj, "status")
     if not status.get("storedVersions"):
         for version in spec.get("versions") or ():
             if isinstance(version, dict) and version.get("storage"):

@@ -593,13 +593,8 @@ def _rules(value: Any, node: Node, path: list[str], errs: list[FieldError]) -> N
                 errs.append(errors.invalid(
                     where, value, f"{where} in body should match '{pattern}'"))
     elif isinstance(value, list):
-        max_items, min_items = s.get("maxItems"), s.get("minItems")
-        if max_items is not None and len(value) > max_items:
-            errs.append(FieldError(where, "Too many",
-                                   f"{len(value)}: must have at most {max_items} items"))
-        if min_items is not None and len(value) < min_items:
-            errs.append(errors.invalid(
-                where, len(value), f"{where} in body should have at least {min_items} items"))
+        errs.extend(_count_errors(where, len(value), s.get("maxItems"), s.get("minItems"),
+                                  "items"))
         if s.get("uniqueItems"):
             seen: list[Any] = []
             for item in value:
@@ -608,11 +603,18 @@ def _rules(value: Any, node: Node, path: list[str], errs: list[FieldError]) -> N
                     break
                 seen.append(item)
     elif isinstance(value, dict):
-        max_props, min_props = s.get("maxProperties"), s.get("minProperties")
-        if max_props is not None and len(value) > max_props:
-            errs.append(FieldError(where, "Too many",
-                                   f"{len(value)}: must have at most {max_props} items"))
-        if min_props is not None and len(value) < min_props:
-            errs.append(errors.invalid(
-                where, len(value),
-                f"{where} in body should have at least {min_props} properties"))
+        errs.extend(_count_errors(where, len(value), s.get("maxProperties"),
+                                  s.get("minProperties"), "properties"))
+
+
+def _count_errors(
+    where: str, count: int, maximum: int | None, minimum: int | None, noun: str
+) -> list[FieldError]:
+    """maxItems/minItems of an array, maxProperties/minProperties of an object."""
+    errs: list[FieldError] = []
+    if maximum is not None and count > maximum:
+        errs.append(FieldError(where, "Too many", f"{count}: must have at most {maximum} items"))
+    if minimum is not None and count < minimum:
+        errs.append(errors.invalid(
+            where, count, f"{where} in body should have at least {minimum} {noun}"))
+    return errs

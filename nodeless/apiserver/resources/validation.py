@@ -26,6 +26,18 @@ from typing import Any
 
 from nodeless.apiserver.errors import FieldError
 from nodeless.apiserver.resources.defaults import QuantityError, parse_quantity
+from nodeless.apiserver.resources.names import (
+    byte_len,
+    go_quote,
+    go_string_slice,
+    is_dns1035_label,
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_label_value,
+    is_qualified_name,
+    max_len_chars,
+    regex_error,
+)
 from nodeless.apiserver.resources.registry import ResourceType
 
 Obj = dict[str, Any]
@@ -77,28 +89,6 @@ class KubeFieldError(FieldError):
                 "field": self.field}
 
 
-_GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n",
-               "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
-def go_quote(s: str) -> str:
-    """strconv.Quote: Go's `%q` of a string."""
-    out = ['"']
-    for ch in s:
-        if ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
-
-
 def go_value(value: Any) -> str:
     """How ErrorBody prints a bad value: simple types with %v/%q, the rest with %#v."""
     if isinstance(value, GoValue):
@@ -124,12 +114,6 @@ def go_string_map(m: Any) -> str:
         return "map[string]string(nil)"
     items = ", ".join(f"{go_quote(str(k))}:{go_quote(str(v))}" for k, v in sorted(m.items()))
     return "map[string]string{" + items + "}"
-
-
-def go_string_slice(values: Any, type_name: str = "[]string") -> str:
-    if values is None:
-        return f"{type_name}(nil)"
-    return type_name + "{" + ", ".join(go_quote(str(v)) for v in values) + "}"
 
 
 def go_label_selector(sel: Any) -> str:
@@ -194,133 +178,17 @@ def too_many(field: str, actual: int, maximum: int) -> FieldError:
 
 
 # --------------------------------------------------------------------------------------
-# apimachinery's string formats (util/validation and api/validate/content)
+# the rest of apimachinery's string formats (names and labels are in `names`)
 
-_DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN = _DNS1123_LABEL + r"(\." + _DNS1123_LABEL + ")*"
-_DNS1035_LABEL = "[a-z]([-a-z0-9]*[a-z0-9])?"
-_LABEL_KEY = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_LABEL_VALUE = "(" + _LABEL_KEY + ")?"
 _CONFIG_KEY = "[-._a-zA-Z0-9]+"
-_C_IDENTIFIER = "[A-Za-z_][A-Za-z0-9_]*"
 _PERCENT = "[0-9]+%"
 _HTTP_HEADER = "[-A-Za-z0-9]+"
 
-_dns1123_label_re = re.compile(_DNS1123_LABEL + r"\Z")
-_dns1123_subdomain_re = re.compile(_DNS1123_SUBDOMAIN + r"\Z")
-_dns1035_label_re = re.compile(_DNS1035_LABEL + r"\Z")
-_label_key_re = re.compile(_LABEL_KEY + r"\Z")
-_label_value_re = re.compile(_LABEL_VALUE + r"\Z")
 _config_key_re = re.compile(_CONFIG_KEY + r"\Z")
 _percent_re = re.compile(_PERCENT + r"\Z")
 _http_header_re = re.compile(_HTTP_HEADER + r"\Z")
 _port_name_charset_re = re.compile(r"[-a-z0-9]+\Z")
 _port_name_letter_re = re.compile(r"[a-z]")
-
-
-def regex_error(msg: str, regex: str, *examples: str) -> str:
-    """RegexError: the message with examples and the regex used."""
-    if not examples:
-        return f"{msg} (regex used for validation is '{regex}')"
-    out = msg + " (e.g. "
-    for i, ex in enumerate(examples):
-        if i:
-            out += " or "
-        out += f"'{ex}', "
-    return out + f"regex used for validation is '{regex}')"
-
-
-def _blen(value: str) -> int:
-    return len(value.encode())
-
-
-# util/validation says "characters"; api/validate/content (label keys/values) "bytes".
-def _max_len_chars(n: int) -> str:
-    return f"must be no more than {n} characters"
-
-
-def _max_len_bytes(n: int) -> str:
-    return f"must be no more than {n} bytes"
-
-
-_DNS1123_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric "
-                      "characters or '-', and must start and end with an alphanumeric character")
-_DNS1123_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
-    "or '.', and must start and end with an alphanumeric character")
-_DNS1035_LABEL_MSG = (
-    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
-    "an alphabetic character, and end with an alphanumeric character")
-_LABEL_KEY_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and must start "
-                  "and end with an alphanumeric character")
-_LABEL_VALUE_MSG = (
-    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
-    "or '.', and must start and end with an alphanumeric character")
-
-
-def is_dns1123_label(value: str) -> list[str]:
-    errs = []
-    if _blen(value) > 63:
-        errs.append(_max_len_chars(63))
-    if not _dns1123_label_re.match(value):
-        if _dns1123_subdomain_re.match(value):
-            errs.append("must not contain dots")
-        else:
-            errs.append(regex_error(_DNS1123_LABEL_MSG, _DNS1123_LABEL, "my-name", "123-abc"))
-    return errs
-
-
-def is_dns1123_subdomain(value: str, *, content: bool = False) -> list[str]:
-    errs = []
-    if _blen(value) > 253:
-        errs.append(_max_len_bytes(253) if content else _max_len_chars(253))
-    if not _dns1123_subdomain_re.match(value):
-        errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN, "example.com"))
-    return errs
-
-
-def is_dns1035_label(value: str) -> list[str]:
-    errs = []
-    if _blen(value) > 63:
-        errs.append(_max_len_chars(63))
-    if not _dns1035_label_re.match(value):
-        errs.append(regex_error(_DNS1035_LABEL_MSG, _DNS1035_LABEL, "my-name", "abc-123"))
-    return errs
-
-
-def is_qualified_name(value: str) -> list[str]:
-    """IsLabelKey (IsQualifiedName): an optional DNS subdomain prefix, '/', and a name."""
-    errs: list[str] = []
-    parts = value.split("/")
-    if len(parts) == 1:
-        name = parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            errs.append("prefix part must be non-empty")
-        else:
-            errs.extend("prefix part " + m for m in is_dns1123_subdomain(prefix, content=True))
-    else:
-        return ["a valid label key " + regex_error(_LABEL_KEY_MSG, _LABEL_KEY, "MyName",
-                                                   "my.name", "123-abc")
-                + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
-    if not name:
-        errs.append("name part must be non-empty")
-    elif _blen(name) > 63:
-        errs.append("name part " + _max_len_bytes(63))
-    if not _label_key_re.match(name):
-        errs.append("name part " + regex_error(_LABEL_KEY_MSG, _LABEL_KEY, "MyName", "my.name",
-                                               "123-abc"))
-    return errs
-
-
-def is_label_value(value: str) -> list[str]:
-    errs = []
-    if _blen(value) > 63:
-        errs.append(_max_len_bytes(63))
-    if not _label_value_re.match(value):
-        errs.append(regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE, "MyValue", "my_value", "12345"))
-    return errs
 
 
 def _chdir_prefix(value: str) -> list[str]:
@@ -335,8 +203,8 @@ def _chdir_prefix(value: str) -> list[str]:
 
 def is_config_map_key(value: str) -> list[str]:
     errs = []
-    if _blen(value) > 253:
-        errs.append(_max_len_chars(253))
+    if byte_len(value) > 253:
+        errs.append(max_len_chars(253))
     if not _config_key_re.match(value):
         errs.append(regex_error("a valid config key must consist of alphanumeric characters, "
                                 "'-', '_' or '.'", _CONFIG_KEY, "key.name", "KEY_NAME",
@@ -353,7 +221,7 @@ def is_valid_port_num(port: Any) -> list[str]:
 def is_valid_port_name(port: str) -> list[str]:
     errs = []
     if len(port) > 15:
-        errs.append(_max_len_chars(15))
+        errs.append(max_len_chars(15))
     if not _port_name_charset_re.match(port):
         errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
     if not _port_name_letter_re.search(port):
@@ -508,7 +376,7 @@ def validate_annotations(annotations: Any, path: str) -> list[FieldError]:
     total = 0
     for key, value in _d(annotations).items():
         errs.extend(invalid(path, key, m) for m in is_qualified_name(str(key).lower()))
-        total += _blen(str(key)) + _blen(str(value))
+        total += byte_len(str(key)) + byte_len(str(value))
     if total > TOTAL_ANNOTATION_SIZE_LIMIT:
         errs.append(too_long(path, TOTAL_ANNOTATION_SIZE_LIMIT))
     return errs
@@ -631,6 +499,8 @@ _SELECTOR_OPS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
 def validate_label_selector(sel: Any, path: str) -> list[FieldError]:
+    """metav1validation.ValidateLabelSelector: field errors for an object's selector (a
+    Deployment's, a webhook's namespaceSelector, ...); None is no selector, no error."""
     errs: list[FieldError] = []
     if not isinstance(sel, dict):
         return errs
@@ -653,10 +523,9 @@ def validate_label_selector(sel: Any, path: str) -> list[FieldError]:
             errs.append(invalid(f"{p}.operator", op or "", "not a valid selector operator"))
         errs.extend(invalid(f"{p}.key", expr.get("key") or "", m)
                     for m in is_qualified_name(str(expr.get("key") or "")))
-        if op in ("In", "NotIn"):
-            for j, value in enumerate(values):
-                errs.extend(invalid(f"{p}.values[{j}]", value, m)
-                            for m in is_label_value(str(value)))
+        for j, value in enumerate(values):
+            errs.extend(invalid(f"{p}.values[{j}]", value, m)
+                        for m in is_label_value(str(value)))
     return errs
 
 
@@ -1442,11 +1311,11 @@ def _dns_config(spec: Obj, path: str) -> list[FieldError]:
         if search == ".":
             continue
         search = search.removesuffix(".")
-        if _blen(search) > 253 or not re.match(
+        if byte_len(search) > 253 or not re.match(
                 r"_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*\Z",
                 search):
             fmt = r"_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*"
-            msgs = [_max_len_chars(253)] if _blen(search) > 253 else []
+            msgs = [max_len_chars(253)] if byte_len(search) > 253 else []
             msgs.append(regex_error(
                 "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
                 "characters, '_', '-' or '.', and must start and end with an alphanumeric "
@@ -1741,6 +1610,14 @@ def _controller_template(spec: Obj, kind: str) -> list[FieldError]:
     """ValidatePodTemplateSpecForReplicaSet (also Deployment's): restartPolicy Always only."""
     errs = _template_match(spec, spec.get("selector"))
     errs.extend(validate_pod_template(spec.get("template"), "spec.template"))
+    errs.extend(_restarts_always(spec, kind))
+    return errs
+
+
+def _restarts_always(spec: Obj, kind: str) -> list[FieldError]:
+    """The pods of a controller that keeps them running: restartPolicy Always and no
+    activeDeadlineSeconds (ReplicaSets, Deployments, DaemonSets, StatefulSets)."""
+    errs: list[FieldError] = []
     template_spec = _d(_d(spec.get("template")).get("spec"))
     restart = template_spec.get("restartPolicy") or ""
     if restart != "Always":
@@ -1849,13 +1726,7 @@ def _daemonset(v: V) -> None:
         v.add(invalid("spec.selector", GoValue(go_label_selector(sel)),
                       "empty selector is invalid for daemonset"))
     v.extend(validate_pod_template(spec.get("template"), "spec.template"))
-    template_spec = _d(_d(spec.get("template")).get("spec"))
-    restart = template_spec.get("restartPolicy") or ""
-    if restart != "Always":
-        v.add(unsupported("spec.template.spec.restartPolicy", restart, ("Always",)))
-    if template_spec.get("activeDeadlineSeconds") is not None:
-        v.add(forbidden("spec.template.spec.activeDeadlineSeconds",
-                        "activeDeadlineSeconds in DaemonSet is not Supported"))
+    v.extend(_restarts_always(spec, "DaemonSet"))
     v.extend(_nonneg("spec.minReadySeconds", spec.get("minReadySeconds")))
     v.extend(_nonneg("spec.templateGeneration", spec.get("templateGeneration")))
     strategy = _d(spec.get("updateStrategy"))
@@ -1938,13 +1809,7 @@ def _statefulset(v: V) -> None:
         tmeta = _d(_d(spec.get("template")).get("metadata"))
         v.extend(validate_labels(tmeta.get("labels"), "spec.template.labels"))
         v.extend(validate_annotations(tmeta.get("annotations"), "spec.template.annotations"))
-    template_spec = _d(_d(spec.get("template")).get("spec"))
-    restart = template_spec.get("restartPolicy") or ""
-    if restart != "Always":
-        v.add(unsupported("spec.template.spec.restartPolicy", restart, ("Always",)))
-    if template_spec.get("activeDeadlineSeconds") is not None:
-        v.add(forbidden("spec.template.spec.activeDeadlineSeconds",
-                        "activeDeadlineSeconds in StatefulSet is not Supported"))
+    v.extend(_restarts_always(spec, "StatefulSet"))
     if v.old is not None:
         old_spec = dict(_d(v.old.get("spec")))
         mutable = ("replicas", "template", "updateStrategy", "minReadySeconds", "ordinals",
@@ -2552,7 +2417,7 @@ def _configmap(v: V) -> None:
         v.extend(invalid(f"data[{key}]", key, m) for m in is_config_map_key(str(key)))
         if key in binary:
             v.add(invalid(f"data[{key}]", key, "duplicate of key present in binaryData"))
-        total += _blen(str(value))
+        total += byte_len(str(value))
     for key, value in binary.items():
         v.extend(invalid(f"binaryData[{key}]", key, m) for m in is_config_map_key(str(key)))
         total += _decoded_len(value)
