@@ -402,10 +402,6 @@ class ObjectStore:
         if api_version is None and kind is None:
             obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         elif api_version != rt.api_version or kind != rt.kind:
-            if rt.storage_resource and kind == rt.kind:
-                raise errors.BadRequest(
-                    f"the API version in the data ({api_version}) does not match the "
-                    f"expected API version ({rt.api_version})")
             raise errors.BadRequest(
                 f"the API version in the data ({api_version}) does not match the expected "
                 f"API version ({rt.api_version})" if kind == rt.kind else
@@ -457,7 +453,9 @@ class ObjectStore:
             raise errors.Invalid(rt.kind, (obj.get("metadata") or {}).get("name") or "",
                                  errs, group=rt.group)
 
-    async def _require_namespace(self, rt: ResourceType, namespace: str | None) -> None:
+    async def _require_namespace(self, rt: ResourceType, namespace: str | None, name: str
+                                 ) -> None:
+        """NamespaceLifecycle admission: the namespace exists and is not being deleted."""
         if not rt.namespaced:
             return
         if not namespace:
@@ -469,7 +467,7 @@ class ObjectStore:
         ns = orjson.loads(kv.value)
         if (ns.get("metadata") or {}).get("deletionTimestamp"):
             raise errors.Forbidden(
-                f"{rt.plural} \"{{name}}\" is forbidden: unable to create new content in "
+                f"{rt.plural} \"{name}\" is forbidden: unable to create new content in "
                 f"namespace {namespace} because it is being terminated",
                 details={"causes": [{"reason": "NamespaceTerminating",
                                      "message": f"namespace {namespace} is being terminated",
@@ -482,11 +480,7 @@ class ObjectStore:
         self._structural(rt, obj, ctx)
         self._defaults(rt, obj)
         meta = obj["metadata"]
-        try:
-            await self._require_namespace(rt, meta.get("namespace"))
-        except errors.Forbidden as exc:
-            exc.message = exc.message.replace("{name}", meta.get("name") or "")
-            raise
+        await self._require_namespace(rt, meta.get("namespace"), meta.get("name") or "")
         mutated = await self.admission.mutate("CREATE", rt, "", obj, None, ctx)
         if mutated is not obj and mutated is not None:
             obj = mutated
@@ -510,14 +504,11 @@ class ObjectStore:
         self._validate(rt, obj, None)
         await self.admission.validate("CREATE", rt, "", obj, None, ctx)
         name = meta["name"]
-        taken: list[tuple[str, str]] = []
-        if rt.kind == "Service" and not rt.group:
-            if ctx.dry_run:
-                pass
-            else:
-                taken = await self.services.allocate(obj)
         if ctx.dry_run:
             return obj
+        taken: list[tuple[str, str]] = []
+        if rt.kind == "Service" and not rt.group:
+            taken = await self.services.allocate(obj)
         stored = to_storage(rt, obj)
         try:
             rev = await self.store.create(rt.key(meta.get("namespace"), name), encode(stored))
