@@ -23,7 +23,12 @@ from nodeless.apiserver.allocators import ServiceAllocations
 from nodeless.apiserver.config import APIServerConfig
 from nodeless.apiserver.http import codec
 from nodeless.apiserver.http.discovery import add_discovery_routes
-from nodeless.apiserver.http.handlers import ResourceHandler
+from nodeless.apiserver.http.handlers import (
+    METRICS_RESOURCE,
+    METRICS_VERB,
+    USER,
+    ResourceHandler,
+)
 from nodeless.apiserver.http.openapi import add_openapi_routes
 from nodeless.apiserver.metrics import Metrics
 from nodeless.apiserver.objects import (
@@ -316,12 +321,12 @@ class APIServer:
     async def _auth_middleware(self, request: web.Request, handler: Callable[..., Any]
                                ) -> web.StreamResponse:
         if request.path in _PUBLIC_PATHS:
-            request["user"] = UserInfo("system:anonymous", groups=["system:unauthenticated"])
+            request[USER] = UserInfo("system:anonymous", groups=["system:unauthenticated"])
             return await handler(request)
         user = self.authenticator.authenticate(request.headers.get("Authorization"))
         if user is None:
             raise errors.Unauthorized("Unauthorized")
-        request["user"] = user
+        request[USER] = user
         return await handler(request)
 
     @web.middleware
@@ -357,8 +362,8 @@ class APIServer:
             log.exception("internal error serving %s %s", request.method, request.path_qs)
             return codec.status_response(errors.InternalError(f"Internal error occurred: {exc}"))
         finally:
-            verb = request.get("metrics_verb", request.method)
-            resource = request.get("metrics_resource", "")
+            verb = request.get(METRICS_VERB, request.method)
+            resource = request.get(METRICS_RESOURCE, "")
             self.metrics.requests.labels(verb, resource, str(code)).inc()
             if verb != "WATCH":
                 self.metrics.latency.labels(verb, resource).observe(

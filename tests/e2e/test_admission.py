@@ -19,7 +19,7 @@ from tests.fixtures.apiserver import RunningAPIServer, free_port
 
 
 @dataclass
-class TestWebhook:
+class WebhookServer:
     """A real HTTPS admission webhook: it labels pods and refuses ConfigMaps that ask."""
 
     port: int
@@ -86,15 +86,15 @@ class TestWebhook:
 
 
 @pytest.fixture
-def webhook(apiserver: RunningAPIServer) -> Iterator[TestWebhook]:
+def webhook(apiserver: RunningAPIServer) -> Iterator[WebhookServer]:
     material = pki.PKI.at(apiserver.config.data_dir)
-    hook = TestWebhook(free_port(), base64.b64encode(material.ca_pem()).decode())
+    hook = WebhookServer(free_port(), base64.b64encode(material.ca_pem()).decode())
     hook.start(material)
     yield hook
     hook.stop()
 
 
-def _configs(hook: TestWebhook, namespace: str, failure_policy: str, port: int) -> str:
+def _configs(hook: WebhookServer, namespace: str, failure_policy: str, port: int) -> str:
     selector = f"{{matchLabels: {{kubernetes.io/metadata.name: {namespace}}}}}"
     return f"""
 apiVersion: admissionregistration.k8s.io/v1
@@ -142,7 +142,7 @@ data: {forbidden: "VALUE"}
 
 
 def test_mutating_and_validating_webhooks(apiserver: RunningAPIServer, namespace: str,
-                                          webhook: TestWebhook) -> None:
+                                          webhook: WebhookServer) -> None:
     apiserver.kubectl("apply", "-f", "-", input=_configs(webhook, namespace, "Fail",
                                                           webhook.port))
     apiserver.kubectl("apply", "-n", namespace, "-f", "-", input=POD.replace("NAME", "p1"))
@@ -182,7 +182,7 @@ def test_failure_policy_when_webhook_is_down(apiserver: RunningAPIServer, namesp
                                              failure_policy: str) -> None:
     dead_port = free_port()  # nothing listens here
     material = pki.PKI.at(apiserver.config.data_dir)
-    hook = TestWebhook(dead_port, base64.b64encode(material.ca_pem()).decode())
+    hook = WebhookServer(dead_port, base64.b64encode(material.ca_pem()).decode())
     apiserver.kubectl("apply", "-f", "-", input=_configs(hook, namespace, failure_policy,
                                                           dead_port))
     try:

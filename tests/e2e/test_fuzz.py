@@ -48,7 +48,7 @@ VALID_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fuzz-targe
 
 @pytest.fixture(scope="module")
 def http(apiserver: RunningAPIServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=apiserver.url, verify=str(apiserver.ca_file),
+    with httpx.Client(base_url=apiserver.url, verify=apiserver.ssl_context(),
                       headers={"Authorization": f"Bearer {apiserver.token}"},
                       timeout=30) as session:
         yield session
@@ -127,7 +127,7 @@ def test_oversized_body_is_413(http: httpx.Client, fuzz_ns: str) -> None:
 
 
 def test_unauthenticated_is_401(apiserver: RunningAPIServer) -> None:
-    with httpx.Client(base_url=apiserver.url, verify=str(apiserver.ca_file)) as anonymous:
+    with httpx.Client(base_url=apiserver.url, verify=apiserver.ssl_context()) as anonymous:
         r = anonymous.get("/api/v1/namespaces")
         assert r.status_code == 401 and r.json()["reason"] == "Unauthorized"
         wrong = anonymous.get("/api/v1/namespaces", headers={"Authorization": "Bearer nope"})

@@ -19,7 +19,7 @@ def _pod(name: str, **spec: object) -> dict:
 
 
 def _http(server: RunningAPIServer) -> httpx.Client:
-    return httpx.Client(base_url=server.url, verify=str(server.ca_file), timeout=30,
+    return httpx.Client(base_url=server.url, verify=server.ssl_context(), timeout=30,
                         headers={"Authorization": f"Bearer {server.token}"})
 
 

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+USER = web.RequestKey("user", UserInfo)
+METRICS_VERB = web.RequestKey("metrics_verb", str)
+METRICS_RESOURCE = web.RequestKey("metrics_resource", str)
+
 _BOOKMARK_INTERVAL = 60.0
 _FIELD_VALIDATION = {"Strict", "Warn", "Ignore"}
 
@@ -76,7 +80,7 @@ def _context(request: web.Request) -> RequestContext:
         raise errors.BadRequest(
             f'fieldValidation: Unsupported value: "{field_validation}": supported values: '
             '"Ignore", "Strict", "Warn"')
-    user: UserInfo = request["user"]
+    user: UserInfo = request[USER]
     return RequestContext(user=user, dry_run=bool(dry_run), field_validation=field_validation)
 
 
@@ -122,18 +126,18 @@ class ResourceHandler:
         info = parse_resource_path(request.path)
         rt = self._type(info)
         method = request.method
-        request["metrics_resource"] = rt.plural
+        request[METRICS_RESOURCE] = rt.plural
         codec.check_acceptable(request)
         if method == "GET":
             if info.name and not info.legacy_watch:
-                request["metrics_verb"] = "GET"
+                request[METRICS_VERB] = "GET"
                 return await self._get(request, rt, info)
             if info.legacy_watch or _query_bool(request, "watch"):
-                request["metrics_verb"] = "WATCH"
+                request[METRICS_VERB] = "WATCH"
                 return await self._watch(request, rt, info)
-            request["metrics_verb"] = "LIST"
+            request[METRICS_VERB] = "LIST"
             return await self._list(request, rt, info)
-        request["metrics_verb"] = method
+        request[METRICS_VERB] = method
         if method == "POST":
             if info.subresource == "binding" or (info.name and not info.subresource
                                                  and rt.kind == "Pod"
@@ -241,17 +245,20 @@ class ResourceHandler:
         queue: asyncio.Queue[WatchOut | None] = asyncio.Queue(maxsize=1024)
 
         async def pump() -> None:
+            end: WatchOut | None = None
             try:
                 async for event in events:
                     await queue.put(event)
             except errors.APIError as exc:
-                await queue.put(WatchOut("ERROR", exc.status()))
+                end = WatchOut("ERROR", exc.status())
             except Exception as exc:  # a broken store: end the watch, the client re-lists
                 log.warning("watch of %s ended: %s", rt.plural, exc)
-                await queue.put(WatchOut("ERROR", errors.InternalError(
-                    f"watch ended: {exc}").status()))
+                end = WatchOut("ERROR", errors.InternalError(f"watch ended: {exc}").status())
             finally:
-                await queue.put(None)
+                await events.aclose()  # type: ignore[attr-defined]
+            if end is not None:
+                await queue.put(end)
+            await queue.put(None)
 
         task = asyncio.create_task(pump())
         loop = asyncio.get_running_loop()
@@ -306,6 +313,8 @@ class ResourceHandler:
             pass
         finally:
             task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             self.server.metrics.watchers.labels(resource=rt.plural).dec()
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
