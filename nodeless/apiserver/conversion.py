@@ -2,7 +2,8 @@
 
 kube-apiserver stores core/v1 and events.k8s.io/v1 Events in one place, so an Event a
 scheduler writes through either API shows in `kubectl describe` and `kubectl events`
-alike. Stored form: core/v1. Every other type is stored as served.
+alike. Stored form: core/v1. Custom resources are stored once for all their versions
+and read back at the version asked for. Every other type is stored as served.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def to_storage(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_storage(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    if rt.is_custom:
+        # All served versions of a CRD share one storage; with the `None` conversion
+        # strategy kube only rewrites apiVersion to the version asked for.
+        obj["apiVersion"] = rt.api_version
+        return obj
     if not _is_events_v1(rt):
         return obj
     event: dict[str, Any] = {"apiVersion": rt.api_version, "kind": "Event"}

@@ -212,3 +212,26 @@ def test_bookmarks_timeouts_server_side_apply_and_metrics(apiserver: RunningAPIS
         metrics = http.get("/metrics").text
         assert "apiserver_request_total{" in metrics
         assert 'resource="configmaps"' in metrics
+
+
+def test_custom_resource_served_at_every_version(apiserver: RunningAPIServer,
+                                                 namespace: str) -> None:
+    ext = client.ApiextensionsV1Api(apiserver.client())
+    schema = {"openAPIV3Schema": {"type": "object",
+                                  "x-kubernetes-preserve-unknown-fields": True}}
+    ext.create_custom_resource_definition({
+        "metadata": {"name": "things.example.net"},
+        "spec": {"group": "example.net", "scope": "Namespaced",
+                 "names": {"plural": "things", "singular": "thing", "kind": "Thing"},
+                 "versions": [
+                     {"name": "v1", "served": True, "storage": True, "schema": schema},
+                     {"name": "v1beta1", "served": True, "storage": False, "schema": schema},
+                 ]}})
+    custom = client.CustomObjectsApi(apiserver.client())
+    custom.create_namespaced_custom_object("example.net", "v1", namespace, "things", {
+        "apiVersion": "example.net/v1", "kind": "Thing", "metadata": {"name": "t"}})
+    old = custom.get_namespaced_custom_object("example.net", "v1beta1", namespace, "things", "t")
+    assert old["apiVersion"] == "example.net/v1beta1"
+    listed = custom.list_namespaced_custom_object("example.net", "v1beta1", namespace, "things")
+    assert [i["apiVersion"] for i in listed["items"]] == ["example.net/v1beta1"]
+    ext.delete_custom_resource_definition("things.example.net")
