@@ -23,11 +23,11 @@ from nodeless.apiserver.resources import schema
 from nodeless.apiserver.resources.registry import Registry, ResourceType
 from nodeless.apiserver.resources.tables import (
     JSONPath,
-    _quantity,
     human_duration,
     short_human_duration,
     to_table,
 )
+from nodeless.apiserver.resources.tables.common import _quantity
 
 Obj = dict[str, Any]
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
