@@ -246,6 +246,8 @@ def _parent(doc: Any, path: str) -> tuple[Any, str]:
         return None, ""
     tokens = [t.replace("~1", "/").replace("~0", "~") for t in path.split("/")[1:]]
     node = doc
+    if not isinstance(node, (dict, list)):
+        return None, ""  # an earlier operation replaced the whole document by a scalar
     for token in tokens[:-1]:
         if isinstance(node, dict):
             node = node.get(token)

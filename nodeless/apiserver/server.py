@@ -99,6 +99,8 @@ class APIServer:
         self.authenticator = Authenticator(config.data_dir / "tokens.csv")
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
+        self.watch_tasks: set[asyncio.Task[Any]] = set()
+        """Handlers streaming a watch; cancelled at shutdown so none holds it up."""
 
     # ---- callbacks the object store and admission use -----------------------------------
 
@@ -397,5 +399,7 @@ async def serve(config: APIServerConfig, *, ready: Callable[[], None] | None = N
             ready()
         await asyncio.Event().wait()
     finally:
+        for task in list(server.watch_tasks):
+            task.cancel()
         await runner.cleanup()
         await server.close()

@@ -35,8 +35,11 @@ from rich.table import Table
 from nodeless.apiserver.config import APIServerConfig
 from nodeless.apiserver.pki import PKI, ensure_pki, write_atomic
 from nodeless.apiserver.tokens import ensure_tokens
+from nodeless.cli.fargate import app as fargate_app
 from nodeless.cli.kubeconfig import write_kubeconfig
-from nodeless.cli.supervisor import APIServerComponent, Component, ComponentFailed, supervise
+from nodeless.cli.profile import profile_app
+from nodeless.cli.supervisor import APIServerComponent, Component, run_until_signalled
+from nodeless.fargate.settings import FargateSettings
 
 log = logging.getLogger("nodeless")
 
@@ -55,6 +58,10 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+app.add_typer(fargate_app, name="fargate")  # nodeless fargate run: the components alone
+app.add_typer(profile_app, name="profile")  # the EKS API's thin client
+
+
 class Store(enum.StrEnum):
     sqlite = "sqlite"
     etcd = "etcd"
@@ -69,6 +76,18 @@ DataDirOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What `up` runs besides the API server (its flags beyond APIServerConfig)."""
+
+    eks_port: int | None = 6444
+    """None: no EKS-compatible API."""
+    webhook_port: int = 0
+    """0: a free port, chosen at each start (the webhook registers wherever it listens)."""
+    default_profile: bool = True
+    profile_activation_delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -129,9 +148,38 @@ def up(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Run in the background; return once ready.")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds --detach waits for /readyz.")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds --detach waits for every component to be ready.")
+    ] = 60.0,
+    eks_port: Annotated[
+        int, typer.Option(help="HTTPS port of the EKS-compatible API (boto3, aws CLI); 0: off.")
+    ] = 6444,
+    webhook_port: Annotated[
+        int, typer.Option(help="Port of the Fargate admission webhook; 0: a free one.")
+    ] = 0,
+    default_profile: Annotated[
+        bool,
+        typer.Option(
+            "--default-profile/--no-default-profile",
+            help="Create the Fargate profile fp-default (namespaces default, kube-system) "
+            "on first start, as `eksctl create cluster --fargate` does.",
+        ),
+    ] = True,
+    profile_activation_delay: Annotated[
+        float,
+        typer.Option(help="Seconds a new Fargate profile stays CREATING (EKS takes minutes)."),
+    ] = 0.0,
 ) -> None:
-    """Start nodeless on this machine: the control plane and the components it runs."""
+    """Start nodeless on this machine: the control plane and the components it runs.
+
+    The cluster's VPC comes from DATA_DIR/vpc.yaml (written with 10.0.0.0/16, two private
+    subnets and one public on first start; edit it and restart to change it)."""
+    options = UpOptions(
+        eks_port=eks_port or None,
+        webhook_port=webhook_port,
+        default_profile=default_profile,
+        profile_activation_delay=profile_activation_delay,
+    )
     config = APIServerConfig(
         data_dir=_data_dir(data_dir),
         port=port,
@@ -144,27 +192,66 @@ def up(
     paths = Paths(config.data_dir)
     paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if detach:
-        _up_detached(config, paths, timeout)
+        _up_detached(config, options, paths, timeout)
     else:
-        raise typer.Exit(_up_foreground(config, paths))
+        raise typer.Exit(_up_foreground(config, options, paths))
 
 
-def components(config: APIServerConfig) -> list[Component]:
-    """What `up` runs, in start order; later issues append theirs here."""
-    return [APIServerComponent(config)]
+def components(config: APIServerConfig, options: UpOptions | None = None) -> list[Component]:
+    """What `up` runs, in start order; later issues append theirs here. Call after
+    `_prepare` (the Fargate components get their credentials from the data dir)."""
+    from nodeless.fargate.components import fargate_components
+
+    options = options or UpOptions()
+    settings = fargate_settings(config, options)
+    return [
+        APIServerComponent(config),
+        *fargate_components(settings, activation_delay=options.profile_activation_delay),
+    ]
 
 
-def _check_free(config: APIServerConfig, paths: Paths) -> None:
+def fargate_settings(config: APIServerConfig, options: UpOptions) -> FargateSettings:
+    """The Fargate components' settings for this data dir (writes their token,
+    kubeconfig and certificates; reads DATA_DIR/vpc.yaml)."""
+    from nodeless.fargate.components import prepare_local
+
+    return prepare_local(
+        config.data_dir,
+        _url(config),
+        cluster=config.cluster_name,
+        region=config.region,
+        webhook_port=options.webhook_port,
+        eks_port=options.eks_port,
+        default_profile=options.default_profile,
+    )
+
+
+def _eks_url(options: UpOptions) -> str | None:
+    """Where the EKS-compatible API listens (None: it is off)."""
+    return None if options.eks_port is None else f"https://127.0.0.1:{options.eks_port}"
+
+
+def _check_free(config: APIServerConfig, options: UpOptions, paths: Paths) -> None:
     """Refuse early and clearly, before touching any file of a running instance."""
     holder = _lock_holder(paths)
     if holder is not None:
         pid = f" (pid {holder})" if holder else ""
         raise _fail(f"nodeless is already running on {paths.dir}{pid}; see `nodeless status`")
-    if _port_in_use(config.host, config.port):
-        raise _fail(f"port {config.port} on {config.host} is already in use; choose --port")
+    _check_ports(config, options)
 
 
-def _prepare(config: APIServerConfig, paths: Paths) -> tuple[PKI, str]:
+def _check_ports(config: APIServerConfig, options: UpOptions) -> None:
+    ports = [(config.port, "--port")]
+    if _eks_url(options):
+        ports.append((options.eks_port or 0, "--eks-port"))
+    if options.webhook_port:
+        ports.append((options.webhook_port, "--webhook-port"))
+    for port, flag in ports:
+        if _port_in_use(config.host, port):
+            raise _fail(f"port {port} on {config.host} is already in use; choose {flag}")
+
+
+def _prepare(config: APIServerConfig, options: UpOptions, paths: Paths) -> tuple[PKI, str]:
     """PKI, admin token, kubeconfig and endpoints.json: everything a client needs."""
     pki = ensure_pki(config.data_dir, extra_sans=config.extra_sans)
     token = ensure_tokens(config.data_dir)
@@ -172,7 +259,7 @@ def _prepare(config: APIServerConfig, paths: Paths) -> tuple[PKI, str]:
     write_kubeconfig(config.data_dir, url, pki.ca_pem(), token, cluster=config.cluster_name)
     endpoints = {
         "kubernetes": url,
-        "eks": None,
+        "eks": _eks_url(options),
         "cluster": config.cluster_name,
         "region": config.region,
     }
@@ -180,29 +267,33 @@ def _prepare(config: APIServerConfig, paths: Paths) -> tuple[PKI, str]:
     return pki, token
 
 
-def _up_foreground(config: APIServerConfig, paths: Paths) -> int:
+def _up_foreground(config: APIServerConfig, options: UpOptions, paths: Paths) -> int:
     lock = _try_lock(paths)
     if lock is None:
-        _check_free(config, paths)  # explains who holds it
+        _check_free(config, options, paths)  # explains who holds it
         raise _fail(f"nodeless is already running on {paths.dir}")
     try:
-        if _port_in_use(config.host, config.port):
-            raise _fail(f"port {config.port} on {config.host} is already in use; choose --port")
+        _check_ports(config, options)
         _setup_logging(paths, detached=os.environ.get(DETACHED_ENV) == "1")
-        _prepare(config, paths)
-        run = {
+        _prepare(config, options, paths)
+        try:
+            parts = components(config, options)
+        except ValueError as e:  # e.g. a broken DATA_DIR/vpc.yaml
+            raise _fail(str(e)) from None
+        run: dict[str, Any] = {
             "pid": os.getpid(),
             "url": _url(config),
             "port": config.port,
             "store": config.store,
             "etcd_endpoints": config.etcd_endpoints if config.store == "etcd" else [],
             "started_at": time.time(),
-            "components": [c.name for c in components(config)],
+            "components": {c.name: "starting" for c in parts},
+            "ready": False,
         }
         write_atomic(paths.run, json.dumps(run, indent=2).encode(), 0o644)
         write_atomic(paths.pid, f"{os.getpid()}\n".encode(), 0o644)
         try:
-            return asyncio.run(_run(config, paths))
+            return asyncio.run(_run(config, paths, parts, run))
         except KeyboardInterrupt:  # Ctrl-C before the loop's own handler was installed
             return 130
         finally:
@@ -212,33 +303,29 @@ def _up_foreground(config: APIServerConfig, paths: Paths) -> int:
         lock.close()
 
 
-async def _run(config: APIServerConfig, paths: Paths) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _on_signal, sig, stop)
+async def _run(config: APIServerConfig, paths: Paths, parts: list[Component],
+               run: dict[str, Any]) -> int:
+    def component_ready(name: str) -> None:
+        run["components"][name] = "ready"
+        write_atomic(paths.run, json.dumps(run, indent=2).encode(), 0o644)
 
     def ready() -> None:
+        run["ready"] = True
+        write_atomic(paths.run, json.dumps(run, indent=2).encode(), 0o644)
         log.info("nodeless is up at %s; export KUBECONFIG=%s", _url(config), paths.kubeconfig)
 
-    try:
-        await supervise(components(config), stop, on_ready=ready)
-    except ComponentFailed as e:
-        log.error("%s", e, exc_info=e.cause)
-        return 1
-    log.info("nodeless stopped")
-    return 0
+    code = await run_until_signalled(parts, on_ready=ready, on_component_ready=component_ready)
+    if code == 0:
+        log.info("nodeless stopped")
+    return code
 
 
-def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
-    log.info("%s received, shutting down", sig.name)
-    stop.set()
-
-
-def _up_detached(config: APIServerConfig, paths: Paths, timeout: float) -> None:
-    """Re-exec `up` in a new session with output to the log file; wait for /readyz."""
-    _check_free(config, paths)
-    pki, token = _prepare(config, paths)
+def _up_detached(config: APIServerConfig, options: UpOptions, paths: Paths,
+                 timeout: float) -> None:
+    """Re-exec `up` in a new session with output to the log file; wait until every
+    component is ready (and fp-default ACTIVE, so a first `kubectl run` lands on it)."""
+    _check_free(config, options, paths)
+    pki, token = _prepare(config, options, paths)
     offset = paths.log.stat().st_size if paths.log.exists() else 0
     argv = [
         sys.executable, "-m", "nodeless.cli.main", "up",
@@ -247,6 +334,10 @@ def _up_detached(config: APIServerConfig, paths: Paths, timeout: float) -> None:
         "--store", config.store,
         "--region", config.region,
         "--cluster", config.cluster_name,
+        "--eks-port", str(options.eks_port or 0),
+        "--webhook-port", str(options.webhook_port),
+        "--default-profile" if options.default_profile else "--no-default-profile",
+        "--profile-activation-delay", str(options.profile_activation_delay),
     ]  # fmt: skip
     if config.store == "etcd":
         argv += ["--etcd-endpoints", ",".join(config.etcd_endpoints)]
@@ -267,13 +358,15 @@ def _up_detached(config: APIServerConfig, paths: Paths, timeout: float) -> None:
                 _print_tail(paths.log, offset)
                 raise _fail(f"nodeless exited with code {code} before it was ready")
             ok, _ = readyz(_url(config), pki.ca_cert, token)
-            if ok:
+            if ok and _read_json(paths.run).get("ready") is True:
                 break
             if time.monotonic() > deadline:
                 _terminate(proc)
                 _print_tail(paths.log, offset)
                 raise _fail(f"nodeless was not ready within {timeout:.0f}s; stopped it")
             time.sleep(0.1)
+        if options.default_profile:
+            _wait_default_profile(config, paths, pki.ca_cert, token, deadline)
     proc.returncode = 0  # it lives on without us; silence Popen's "still running" warning
     dd = "" if paths.dir == _data_dir(None) else f" --data-dir {paths.dir}"
     out.print(
@@ -282,7 +375,35 @@ def _up_detached(config: APIServerConfig, paths: Paths, timeout: float) -> None:
     )
     out.print(f"kubeconfig: {paths.kubeconfig}", highlight=False)
     out.print(f"  export KUBECONFIG={paths.kubeconfig}\n  kubectl get ns", highlight=False)
+    eks = _read_json(paths.endpoints).get("eks")
+    if eks:
+        aws = paths.dir / "aws"
+        out.print(f"EKS API: {eks}\n  export AWS_CONFIG_FILE={aws / 'config'} "
+                  f"AWS_SHARED_CREDENTIALS_FILE={aws / 'credentials'}", highlight=False)
     out.print(f"logs: {paths.log}    stop: nodeless down{dd}", highlight=False)
+
+
+def _wait_default_profile(config: APIServerConfig, paths: Paths, ca: Path, token: str,
+                          deadline: float) -> None:
+    """Until fp-default is ACTIVE; a warning, not a failure, if it is not by `deadline`
+    (it may have been deleted by the user, which is their right)."""
+    from nodeless.fargate.components import DEFAULT_PROFILE, default_profile_marker
+    from nodeless.fargate.names import API_VERSION
+
+    path = f"/apis/{API_VERSION}/fargateprofiles/{DEFAULT_PROFILE}"
+    state = "?"
+    while time.monotonic() < deadline:
+        code, body = _get_json(_url(config), path, ca, token)
+        if code == 404 and default_profile_marker(paths.dir).exists():
+            return  # deleted by the user after an earlier start: not ours to wait for
+        state = str(((body or {}).get("status") or {}).get("status") or "?")
+        if state in ("ACTIVE", "CREATE_FAILED"):
+            if state != "ACTIVE":
+                err.print(f"[yellow]warning:[/] {DEFAULT_PROFILE} is {state}; "
+                          f"see kubectl describe fargateprofile {DEFAULT_PROFILE}")
+            return
+        time.sleep(0.05)
+    err.print(f"[yellow]warning:[/] {DEFAULT_PROFILE} is not ACTIVE yet ({state})")
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
@@ -380,7 +501,15 @@ def status(data_dir: DataDirOpt = None) -> None:
     if isinstance(started, int | float):
         table.add_row("uptime", _duration(time.time() - started))
     table.add_row("readyz", ("ok" if ready else "not ready: ") + ("" if ready else detail))
-    table.add_row("components", ", ".join(run.get("components", [])))
+    parts = run.get("components") or {}
+    if isinstance(parts, list):  # written by an older nodeless
+        parts = dict.fromkeys(parts, "?")
+    table.add_row("components", "\n".join(
+        f"{name}: " + ("[green]ready[/]" if state == "ready" else f"[yellow]{state}[/]")
+        for name, state in parts.items()))
+    eks = _read_json(paths.endpoints).get("eks")
+    if eks:
+        table.add_row("eks api", str(eks))
     table.add_row("kubeconfig", str(paths.kubeconfig))
     table.add_row("log", str(paths.log))
     out.print(table)
@@ -402,6 +531,26 @@ def readyz(url: str, ca_file: Path, token: str, timeout: float = 2.0) -> tuple[b
         return resp.status == 200, f"HTTP {resp.status} {body}".strip()
     except (OSError, http.client.HTTPException) as e:
         return False, str(e) or type(e).__name__
+    finally:
+        conn.close()
+
+
+def _get_json(url: str, path: str, ca_file: Path, token: str,
+              timeout: float = 2.0) -> tuple[int, dict[str, Any] | None]:
+    """GET `path` as the admin; (status, JSON body), (0, None) if unreachable."""
+    host, _, port = url.removeprefix("https://").rpartition(":")
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    conn = http.client.HTTPSConnection(host.strip("[]"), int(port), timeout=timeout, context=ctx)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        resp = conn.getresponse()
+        try:
+            body = json.loads(resp.read())
+        except ValueError:
+            body = None
+        return resp.status, body if isinstance(body, dict) else None
+    except (OSError, http.client.HTTPException):
+        return 0, None
     finally:
         conn.close()
 
@@ -504,6 +653,8 @@ def _setup_logging(paths: Paths, *, detached: bool) -> None:
     fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     root = logging.getLogger()
     root.setLevel(logging.INFO)
+    for chatty in ("httpx", "httpx2", "httpcore", "botocore"):  # a line per request
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if detached:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(fmt))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -58,10 +59,12 @@ async def supervise(
     stop: asyncio.Event,
     *,
     on_ready: Callable[[], None] | None = None,
+    on_component_ready: Callable[[str], None] | None = None,
     shutdown_timeout: float = 20.0,
 ) -> None:
-    """Start `components` in order, call `on_ready` when all are ready, return once `stop`
-    is set. Raises ComponentFailed (after stopping the rest) if one of them ends."""
+    """Start `components` in order, call `on_component_ready(name)` as each becomes ready
+    and `on_ready` when all are, return once `stop` is set. Raises ComponentFailed
+    (after stopping the rest) if one of them ends."""
     running: list[tuple[Component, asyncio.Task[None]]] = []
     stop_wait = asyncio.ensure_future(stop.wait())
     try:
@@ -76,6 +79,8 @@ async def supervise(
             if stop.is_set():
                 return
             log.info("%s is ready", component.name)
+            if on_component_ready:
+                on_component_ready(component.name)
         if on_ready:
             on_ready()
         tasks = [task for _, task in running]
@@ -118,3 +123,29 @@ def _exception(task: asyncio.Task[None]) -> BaseException | None:
     if task.cancelled():
         return None
     return task.exception()
+
+
+async def run_until_signalled(
+    components: Sequence[Component],
+    *,
+    on_ready: Callable[[], None] | None = None,
+    on_component_ready: Callable[[str], None] | None = None,
+) -> int:
+    """Supervise `components` until SIGTERM or SIGINT: the exit code of a process that
+    runs them (0 after a clean stop, 1 when one of them failed)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        log.info("%s received, shutting down", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await supervise(components, stop, on_ready=on_ready,
+                        on_component_ready=on_component_ready)
+    except ComponentFailed as e:
+        log.error("%s", e, exc_info=e.cause)
+        return 1
+    return 0

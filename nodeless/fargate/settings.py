@@ -13,8 +13,9 @@ from nodeless.fargate.vpc import VPC
 
 @dataclass
 class FargateSettings:
-    kubeconfig: Path
-    """Credentials of the components (a token of their own, not the admin's)."""
+    kubeconfig: Path | None
+    """Credentials of the components (a token of their own, not the admin's); None:
+    $KUBECONFIG, else the pod's service account (in-cluster, as deploy/ runs them)."""
     vpc: VPC
     cluster: str = "nodeless"
     region: str = "us-east-1"

@@ -774,3 +774,14 @@ def test_odd_bodies_raise_api_errors_only(content_type: str, body: Any) -> None:
     else:
         assert isinstance(result, dict)
     assert live == before
+
+
+def test_json_patch_after_document_replaced_by_scalar_is_refused() -> None:
+    """Found by fuzzing: once `add ""` made the document a scalar, a later operation on
+    a path must be refused as not applicable, not crash."""
+    body = json.dumps([{"op": "add", "path": "", "value": False},
+                       {"op": "remove", "path": "/metadata"}]).encode()
+    with pytest.raises(errors.APIError) as refused:
+        apply_patch("application/json-patch+json", {"metadata": {"name": "x"}}, body,
+                    "io.k8s.api.core.v1.Pod")
+    assert refused.value.code == 422

@@ -68,15 +68,16 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 def test_up_detach_status_down(data_dir: Path) -> None:
     port = free_port()
     dd = ["--data-dir", str(data_dir)]
-    started = nodeless("up", "--detach", *dd, "--port", str(port))
+    eks_port = free_port()  # not the default 6444: another instance may hold it
+    started = nodeless("up", "--detach", *dd, "--port", str(port), "--eks-port", str(eks_port))
     assert started.returncode == 0, started.stdout + started.stderr
     kubeconfig = data_dir / "kubeconfig"
     assert f"export KUBECONFIG={kubeconfig}" in started.stdout
 
     url = f"https://127.0.0.1:{port}"
     endpoints = json.loads((data_dir / "endpoints.json").read_text())
-    assert endpoints == {"kubernetes": url, "eks": None, "cluster": "nodeless",
-                         "region": "us-east-1"}  # fmt: skip
+    assert endpoints == {"kubernetes": url, "eks": f"https://127.0.0.1:{eks_port}",
+                         "cluster": "nodeless", "region": "us-east-1"}  # fmt: skip
     kc = yaml.safe_load(kubeconfig.read_text())
     token = kc["users"][0]["user"]["token"]
     ca = data_dir / "pki" / "ca.crt"
@@ -120,7 +121,8 @@ def test_up_detach_status_down(data_dir: Path) -> None:
 
     # A restart on the same data dir keeps the CA and the admin token.
     ca_pem = ca.read_bytes()
-    restarted = nodeless("up", "--detach", *dd, "--port", str(port))
+    restarted = nodeless("up", "--detach", *dd, "--port", str(port), "--eks-port",
+                         str(eks_port))
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert ca.read_bytes() == ca_pem
     assert yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"] == token
@@ -132,7 +134,8 @@ def test_foreground_stops_on_sigterm(data_dir: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NODELESS_")}
     proc = subprocess.Popen(
-        [*NODELESS, "up", "--data-dir", str(data_dir), "--port", str(port)],
+        [*NODELESS, "up", "--data-dir", str(data_dir), "--port", str(port),
+         "--eks-port", str(free_port())],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -192,8 +195,9 @@ def test_objects_survive_down_and_up(tmp_path: Path) -> None:
     """SQLite: what was stored, with its uid and resourceVersion, is there after
     `nodeless down` and `nodeless up` on the same data dir."""
     data_dir = tmp_path / "persist"
-    port = str(free_port())
-    up = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", port)
+    port, eks_port = str(free_port()), str(free_port())
+    up = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", port,
+                  "--eks-port", eks_port)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         api = client.CoreV1Api(config.new_client_from_config(str(data_dir / "kubeconfig")))
@@ -204,7 +208,8 @@ def test_objects_survive_down_and_up(tmp_path: Path) -> None:
         before = {c.metadata.name: (c.metadata.uid, c.metadata.resource_version, c.data)
                   for c in api.list_namespaced_config_map("default").items}
         assert nodeless("down", "--data-dir", str(data_dir)).returncode == 0
-        up = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", port)
+        up = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", port,
+                      "--eks-port", eks_port)
         assert up.returncode == 0, up.stdout + up.stderr
         api = client.CoreV1Api(config.new_client_from_config(str(data_dir / "kubeconfig")))
         after = {c.metadata.name: (c.metadata.uid, c.metadata.resource_version, c.data)

@@ -242,6 +242,9 @@ class ResourceHandler:
             "Cache-Control": "no-cache, private"})
         await response.prepare(request)
         self.server.metrics.watchers.labels(resource=rt.plural).inc()
+        handler_task = asyncio.current_task()
+        if handler_task is not None:
+            self.server.watch_tasks.add(handler_task)
         queue: asyncio.Queue[WatchOut | None] = asyncio.Queue(maxsize=1024)
 
         async def pump() -> None:
@@ -309,12 +312,13 @@ class ResourceHandler:
                         break
                 if chunk:
                     await response.write(bytes(chunk))
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the client went away
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            self.server.watch_tasks.discard(handler_task)  # type: ignore[arg-type]
             self.server.metrics.watchers.labels(resource=rt.plural).dec()
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()

@@ -1,0 +1,254 @@
+"""Fargate profiles through `nodeless up`, as a user meets them: the real CLI on free
+ports, kubectl, boto3 and the AWS CLI with the files nodeless writes (issue 4,
+acceptance 1 (the live states), 3 and 4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cli.test_up_down import free_port, nodeless
+from tests.fixtures.apiserver import KUBECTL
+
+ROLE = "arn:aws:iam::000000000000:role/pods"
+
+
+class Cluster:
+    """One `nodeless up --detach` for the module; kubectl and AWS clients for it."""
+
+    def __init__(self, data_dir: Path, port: int, eks_port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.eks_port = eks_port
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True
+                ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.data_dir / "kubeconfig")}
+        result = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
+                                env=env, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result
+
+    def aws_env(self) -> dict[str, str]:
+        """Only the files nodeless wrote: no AWS_* setting of the machine leaks in
+        (AWS_CA_BUNDLE, for one, would override the CA bundle of the config file)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["AWS_CONFIG_FILE"] = str(self.data_dir / "aws" / "config")
+        env["AWS_SHARED_CREDENTIALS_FILE"] = str(self.data_dir / "aws" / "credentials")
+        return env
+
+    def eks(self) -> Any:
+        from unittest import mock
+
+        import boto3
+
+        with mock.patch.dict(os.environ, self.aws_env(), clear=True):
+            return boto3.session.Session().client("eks")
+
+    def profile(self, name: str) -> dict[str, Any] | None:
+        result = self.kubectl("get", "fargateprofile", name, "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+    def wait_state(self, name: str, wanted: str, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            p = self.profile(name)
+            state = ((p or {}).get("status") or {}).get("status") if p else "GONE"
+            if state == wanted:
+                return
+            assert time.monotonic() < deadline, f"{name} is {state}, not {wanted}"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    data_dir = tmp_path_factory.mktemp("fargate-up") / "data"
+    c = Cluster(data_dir, free_port(), free_port())
+    # A short activation delay, so that CREATING can be seen with describe as well.
+    started = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", str(c.port),
+                       "--eks-port", str(c.eks_port), "--profile-activation-delay", "0.5")
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield c
+    finally:
+        nodeless("down", "--data-dir", str(data_dir))
+
+
+def test_default_profile_and_endpoints(cluster: Cluster) -> None:
+    # `up --detach` returns once fp-default is ACTIVE: a first `kubectl run` lands on it.
+    fp = cluster.profile("fp-default")
+    assert fp is not None and fp["status"]["status"] == "ACTIVE"
+    assert [s["namespace"] for s in fp["spec"]["selectors"]] == ["default", "kube-system"]
+    subnets = json.loads(cluster.kubectl("get", "subnets", "-o", "json").stdout)["items"]
+    private = sorted(s["metadata"]["name"] for s in subnets if s["spec"]["private"])
+    assert len(subnets) == 3 and len(private) == 2
+    assert sorted(fp["spec"]["subnets"]) == private
+    vpc = yaml.safe_load((cluster.data_dir / "vpc.yaml").read_text())
+    assert vpc["cidr"] == "10.0.0.0/16"
+
+    endpoints = json.loads((cluster.data_dir / "endpoints.json").read_text())
+    assert endpoints["eks"] == f"https://127.0.0.1:{cluster.eks_port}"
+    shown = nodeless("status", "--data-dir", str(cluster.data_dir))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    for name in ("apiserver", "fargate-setup", "fargate-profiles", "fargate-webhook",
+                 "eks-api"):
+        assert f"{name}: ready" in shown.stdout
+    listed = nodeless("profile", "list", "--data-dir", str(cluster.data_dir))
+    assert listed.returncode == 0 and "fp-default" in listed.stdout, listed.stderr
+    # The components use a token of their own, not the admin's.
+    own = yaml.safe_load((cluster.data_dir / "fargate" / "kubeconfig").read_text())
+    admin = yaml.safe_load((cluster.data_dir / "kubeconfig").read_text())
+    assert own["users"][0]["name"] == "system:nodeless:fargate"
+    assert own["users"][0]["user"]["token"] != admin["users"][0]["user"]["token"]
+
+
+def test_kubectl_run_in_default_runs_on_fargate(cluster: Cluster) -> None:
+    cluster.kubectl("run", "web", "--image=nginx")
+    pod = json.loads(cluster.kubectl("get", "pod", "web", "-o", "json").stdout)
+    assert pod["spec"]["schedulerName"] == "fargate-scheduler"
+    assert pod["metadata"]["annotations"]["eks.amazonaws.com/fargate-profile"] == "fp-default"
+
+    cluster.kubectl("create", "namespace", "elsewhere")
+    cluster.kubectl("run", "web", "-n", "elsewhere", "--image=nginx")
+    other = json.loads(cluster.kubectl("get", "pod", "web", "-n", "elsewhere", "-o",
+                                       "json").stdout)
+    assert other["spec"]["schedulerName"] == "default-scheduler"
+    assert "eks.amazonaws.com/fargate-profile" not in (
+        other["metadata"].get("annotations") or {})
+    # Unsupported specs pass where no profile selects the pod.
+    cluster.kubectl("run", "host", "-n", "elsewhere", "--image=nginx",
+                    "--overrides", json.dumps({"spec": {"hostNetwork": True}}))
+
+
+UNSUPPORTED = [
+    ("privileged", {"containers": [{"name": "c", "image": "nginx",
+                                    "securityContext": {"privileged": True}}]},
+     "spec.containers[0].securityContext.privileged"),
+    ("host-network", {"hostNetwork": True}, "spec.hostNetwork"),
+    ("host-port", {"containers": [{"name": "c", "image": "nginx",
+                                   "ports": [{"containerPort": 80, "hostPort": 8080}]}]},
+     "spec.containers[0].ports[0].hostPort"),
+    ("host-pid", {"hostPID": True}, "spec.hostPID"),
+    ("host-ipc", {"hostIPC": True}, "spec.hostIPC"),
+    ("host-path", {"volumes": [{"name": "v", "hostPath": {"path": "/etc"}}]},
+     "spec.volumes[0].hostPath"),
+    ("ebs", {"volumes": [{"name": "v", "awsElasticBlockStore": {"volumeID": "vol-1"}}]},
+     "spec.volumes[0].awsElasticBlockStore"),
+    ("gpu", {"containers": [{"name": "c", "image": "nginx",
+                             "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+     "spec.containers[0].resources.limits[nvidia.com/gpu]"),
+]
+
+
+@pytest.mark.parametrize(("name", "spec", "field"), UNSUPPORTED,
+                         ids=[u[0] for u in UNSUPPORTED])
+def test_unsupported_pod_is_denied_naming_the_field(cluster: Cluster, name: str,
+                                                    spec: dict[str, Any], field: str) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"containers": [{"name": "c", "image": "nginx"}], **spec}}
+    result = cluster.kubectl("apply", "-f", "-", input=json.dumps(pod), check=False)
+    assert result.returncode != 0
+    assert "denied the request" in result.stderr and field in result.stderr, result.stderr
+    assert "Pod not supported on Fargate" in result.stderr
+
+
+def test_daemonset_pod_is_denied(cluster: Cluster) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "agent", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                                              "name": "logs", "uid": "1234"}]},
+           "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+    result = cluster.kubectl("apply", "-f", "-", input=json.dumps(pod), check=False)
+    assert result.returncode != 0 and "metadata.ownerReferences[0]" in result.stderr
+
+
+def test_profile_lifecycle_with_boto3(cluster: Cluster) -> None:
+    """CREATING -> ACTIVE -> DELETING -> gone, seen through the EKS API and kubectl;
+    deleting the profile deletes the pods scheduled through it (and only those)."""
+    eks = cluster.eks()
+    created = eks.create_fargate_profile(
+        clusterName="nodeless", fargateProfileName="apps", podExecutionRoleArn=ROLE,
+        selectors=[{"namespace": "apps", "labels": {"tier": "web"}}])["fargateProfile"]
+    assert created["status"] == "CREATING"
+    seen = [eks.describe_fargate_profile(clusterName="nodeless", fargateProfileName="apps")
+            ["fargateProfile"]["status"]]
+    deadline = time.monotonic() + 15
+    while seen[-1] != "ACTIVE":
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.1)
+        seen.append(eks.describe_fargate_profile(
+            clusterName="nodeless", fargateProfileName="apps")["fargateProfile"]["status"])
+    assert seen[0] == "CREATING" and set(seen) == {"CREATING", "ACTIVE"}
+    listed = cluster.kubectl("get", "fargateprofiles").stdout
+    assert "apps" in listed and "fp-default" in listed and "ACTIVE" in listed
+
+    cluster.kubectl("create", "namespace", "apps")
+    cluster.kubectl("run", "front", "-n", "apps", "--image=nginx", "--labels=tier=web")
+    cluster.kubectl("run", "back", "-n", "apps", "--image=nginx", "--labels=tier=db")
+    front = json.loads(cluster.kubectl("get", "pod", "front", "-n", "apps", "-o",
+                                       "json").stdout)
+    assert front["metadata"]["annotations"]["eks.amazonaws.com/fargate-profile"] == "apps"
+
+    deleted = eks.delete_fargate_profile(clusterName="nodeless", fargateProfileName="apps")
+    assert deleted["fargateProfile"]["status"] == "DELETING"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            state = eks.describe_fargate_profile(
+                clusterName="nodeless", fargateProfileName="apps")["fargateProfile"]["status"]
+        except eks.exceptions.ResourceNotFoundException as e:
+            assert "apps" in str(e)
+            break
+        assert state == "DELETING"
+        assert time.monotonic() < deadline, "profile not gone"
+        time.sleep(0.1)
+    pods = cluster.kubectl("get", "pods", "-n", "apps", "-o", "name").stdout.split()
+    assert pods == ["pod/back"]
+    events = cluster.kubectl("get", "events", "-n", "default", "--field-selector",
+                             "involvedObject.name=apps", "-o", "json").stdout
+    reasons = [e["reason"] for e in json.loads(events)["items"]]
+    assert reasons == ["Creating", "Active", "Deleting", "Deleted"]
+
+
+def test_profile_lifecycle_with_the_aws_cli(cluster: Cluster) -> None:
+    aws = str(Path(KUBECTL).with_name("aws"))
+
+    def run(*args: str) -> dict[str, Any]:
+        result = subprocess.run([aws, "eks", *args, "--cluster-name", "nodeless",
+                                 "--output", "json"], capture_output=True, text=True,
+                                env=cluster.aws_env(), timeout=60)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout) if result.stdout.strip() else {}
+
+    created = run("create-fargate-profile", "--fargate-profile-name", "cli",
+                  "--pod-execution-role-arn", ROLE, "--selectors", "namespace=cli")
+    assert created["fargateProfile"]["status"] == "CREATING"
+    cluster.wait_state("cli", "ACTIVE")
+    assert "cli" in run("list-fargate-profiles")["fargateProfileNames"]
+    assert run("delete-fargate-profile", "--fargate-profile-name", "cli"
+               )["fargateProfile"]["status"] == "DELETING"
+    cluster.wait_state("cli", "GONE")
+
+
+def test_profile_created_with_kubectl(cluster: Cluster) -> None:
+    """The CRD is a door of its own: the same states, with no EKS API involved."""
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "fargate.nodeless.io/v1", "kind": "FargateProfile",
+        "metadata": {"name": "batch"},
+        "spec": {"podExecutionRoleArn": ROLE, "selectors": [{"namespace": "batch"}]}}))
+    cluster.wait_state("batch", "ACTIVE")
+    cluster.kubectl("create", "namespace", "batch")
+    cluster.kubectl("run", "job", "-n", "batch", "--image=busybox")
+    job = json.loads(cluster.kubectl("get", "pod", "job", "-n", "batch", "-o", "json").stdout)
+    assert job["metadata"]["annotations"]["eks.amazonaws.com/fargate-profile"] == "batch"
+    cluster.kubectl("delete", "fargateprofile", "batch", "--wait=true")
+    assert cluster.profile("batch") is None
+    assert cluster.kubectl("get", "pods", "-n", "batch", "-o", "name").stdout.strip() == ""
