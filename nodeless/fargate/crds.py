@@ -119,5 +119,79 @@ def subnet_crd() -> dict[str, Any]:
     ])
 
 
+_QUANTITIES = {"type": "object", "additionalProperties": {
+    "x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}}
+
+
+def fargate_host_crd() -> dict[str, Any]:
+    """A machine that runs micro-nodes, registered by its host agent.
+
+    spec: what it offers (capacity x overcommit) and where (zones); status.reservations:
+    one entry per micro-node placed on it, written by the scheduler with compare-and-swap
+    on resourceVersion, so two schedulers can never oversubscribe it."""
+    return _crd("FargateHost", "fargatehosts", ["fh"], {
+        "type": "object",
+        "required": ["spec"],
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["capacity", "zones"],
+                "properties": {
+                    "capacity": {**_QUANTITIES, "description": "cpu, memory, pods of the host."},
+                    "overcommit": {"type": "object", "properties": {
+                        "cpu": {"type": "number", "default": 1.0, "minimum": 0.01},
+                        "memory": {"type": "number", "default": 1.0, "minimum": 0.01}},
+                        "description": "Capacity is offered times these; 1.0 is Fargate's "
+                                       "guarantee."},
+                    "zones": {"type": "array", "items": _STRING,
+                              "description": "Availability zones whose subnets it serves."},
+                    "address": {**_STRING, "description": "The host's own IP."},
+                    "agentEndpoint": {**_STRING, "description": "HTTPS URL of its agent."},
+                },
+            },
+            "status": {
+                "type": "object",
+                "properties": {
+                    "reservations": {"type": "object", "additionalProperties": {
+                        "type": "object", "properties": {
+                            "cpu": _STRING, "memory": _STRING,
+                            "pod": _STRING, "podUID": _STRING}},
+                        "description": "Micro-node name -> what it holds on this host."},
+                },
+            },
+        },
+    }, [
+        {"name": "Zones", "type": "string", "jsonPath": ".spec.zones"},
+        {"name": "CPU", "type": "string", "jsonPath": ".spec.capacity.cpu"},
+        {"name": "Memory", "type": "string", "jsonPath": ".spec.capacity.memory"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ])
+
+
+def pod_ip_allocation_crd() -> dict[str, Any]:
+    """One allocated pod IP, named after the address (`10-0-1-23`): creating it is the
+    allocation, so two schedulers can never hand out one address twice."""
+    return _crd("PodIPAllocation", "podipallocations", ["ipalloc"], {
+        "type": "object",
+        "required": ["spec"],
+        "properties": {"spec": {
+            "type": "object",
+            "required": ["ip", "subnet"],
+            "properties": {
+                "ip": _STRING, "subnet": _STRING, "zone": _STRING,
+                "node": _STRING, "host": _STRING,
+                "pod": {"type": "object", "properties": {
+                    "namespace": _STRING, "name": _STRING, "uid": _STRING}},
+            },
+        }, "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    }, [
+        {"name": "IP", "type": "string", "jsonPath": ".spec.ip"},
+        {"name": "Subnet", "type": "string", "jsonPath": ".spec.subnet"},
+        {"name": "Pod", "type": "string", "jsonPath": ".spec.pod.name"},
+        {"name": "Node", "type": "string", "jsonPath": ".spec.node", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ])
+
+
 def all_crds() -> list[dict[str, Any]]:
-    return [fargate_profile_crd(), subnet_crd()]
+    return [fargate_profile_crd(), subnet_crd(), fargate_host_crd(), pod_ip_allocation_crd()]

@@ -34,3 +34,20 @@ class ProfileStatus(StrEnum):
     DELETING = "DELETING"
     CREATE_FAILED = "CREATE_FAILED"
     DELETE_FAILED = "DELETE_FAILED"
+
+# ---- scheduling (fargate-scheduler, host agents) ----------------------------------
+
+CAPACITY_ANNOTATION = "CapacityProvisioned"
+"""On a scheduled pod: `0.25vCPU 0.5GB`, formatted as EKS writes it."""
+NODE_ANNOTATION = "fargate.nodeless.io/node"
+"""On a pod being scheduled: the micro-node chosen for it (makes scheduling idempotent)."""
+HOST_LABEL = "fargate.nodeless.io/host"
+"""On a micro-node and its IP allocation: the host that runs it."""
+POD_UID_LABEL = "fargate.nodeless.io/pod-uid"
+FARGATE_TAINT = {"key": COMPUTE_TYPE_LABEL, "value": "fargate", "effect": "NoSchedule"}
+HOST_LEASE_NAMESPACE = "kube-node-lease"
+"""Hosts renew a Lease named after them here; a host whose lease lapsed gets no pods."""
+HOST_LEASE_SECONDS = 40
+SCHEDULER_LEASE = ("kube-system", "fargate-scheduler")
+EPHEMERAL_STORAGE = "20Gi"
+"""Every Fargate pod's ephemeral storage, as EKS gives by default."""
