@@ -1,0 +1,478 @@
+"""Hosts and their free capacity: where a micro-node can be placed.
+
+A host agent registers a cluster-scoped `FargateHost` (what it offers, which zones it
+serves) and renews a Lease named after it in `kube-node-lease`. `HostPool` keeps both in
+memory from list + watch, so choosing a host makes no API call.
+
+What a host offers: `spec.capacity` times `spec.overcommit` for cpu and memory (1.0 is
+Fargate's guarantee and the production default; a laptop may offer more), and
+`capacity.pods` micro-nodes, never overcommitted. What it has given: the sum of
+`status.reservations`, one entry per micro-node placed on it.
+
+Placement policy, fewest hosts used: among the live hosts serving the pod's zone that
+still have room, prefer the most used one (the largest of its cpu and memory fractions
+already reserved), ties broken by name. That is bin-packing: hosts fill one after
+another, so idle hosts stay idle (and can be scaled in), and a large pod still finds a
+host with room. Zone spread is not the host's business: the IP allocator picks the zone
+(the subnet with the fewest allocations) first, and the host is chosen among those
+serving that zone.
+
+Never oversubscribe: a reservation is written to the host's status with an update
+pinned to the resourceVersion the fit was computed on (compare-and-swap). Another
+scheduler's write in between makes it fail with 409; the pool re-reads, re-checks the
+fit and retries, or answers NoHostWithRoom. Reservations one pool makes on one host at
+the same time are coalesced into one write (group commit), so a burst of pods on one
+host costs a few writes, not a storm of conflicting ones.
+
+A host is alive while its lease's renewTime is within HOST_LEASE_SECONDS of now (hosts
+and control plane keep their clocks in sync, as EKS nodes do with NTP); a host whose
+lease lapsed gets no new micro-nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from lightkube import ApiError, AsyncClient
+from lightkube.resources.coordination_v1 import Lease
+
+from nodeless.apiserver.resources.defaults import QuantityError, parse_quantity
+from nodeless.fargate.ipam import Informer
+from nodeless.fargate.names import HOST_LEASE_NAMESPACE, HOST_LEASE_SECONDS
+from nodeless.fargate.resources import FargateHost
+
+log = logging.getLogger(__name__)
+
+GIB = 2**30
+MAX_CONFLICTS = 50
+"""Conflicting writes on one host before a reservation gives up (with an error the
+scheduler retries): only a pathological storm of writers gets there."""
+
+
+class NoHostWithRoom(Exception):
+    """No live host can take the micro-node; `reason` is what FailedScheduling says."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _quantity(raw: Any, default: Fraction = Fraction(0)) -> Fraction:
+    if raw is None:
+        return default
+    try:
+        return parse_quantity(raw)[0]
+    except QuantityError:
+        log.warning("ignoring unparsable quantity %r on a FargateHost", raw)
+        return default
+
+
+def _number(x: float) -> str:
+    """2 -> "2", 3.5 -> "3.5", 0.25 -> "0.25": as Fargate writes sizes."""
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def format_size(cpu_millis: int, memory_bytes: int, *, spaced: bool = False) -> str:
+    """`2vCPU 9GB` (the CapacityProvisioned form), or `2 vCPU 9 GB` with spaced."""
+    sep = " " if spaced else ""
+    return (f"{_number(cpu_millis / 1000)}{sep}vCPU "
+            f"{_number(memory_bytes / GIB)}{sep}GB")
+
+
+@dataclass
+class Host:
+    """A host as the scheduler sees it: offered capacity, what is reserved, liveness."""
+
+    name: str
+    zones: list[str]
+    offered_cpu_millis: int
+    offered_memory_bytes: int
+    offered_pods: int
+    used_cpu_millis: int
+    used_memory_bytes: int
+    used_pods: int
+    alive: bool
+    resource_version: str
+    endpoint: str
+    reservations: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any], *, alive: bool = True) -> Host:
+        spec = obj.get("spec") or {}
+        capacity = spec.get("capacity") or {}
+        overcommit = spec.get("overcommit") or {}
+        reservations = dict((obj.get("status") or {}).get("reservations") or {})
+        cpu, memory = reserved(reservations)
+        return cls(
+            name=obj["metadata"]["name"],
+            zones=list(spec.get("zones") or []),
+            offered_cpu_millis=math.floor(_quantity(capacity.get("cpu")) * 1000
+                                          * Fraction(str(overcommit.get("cpu", 1.0)))),
+            offered_memory_bytes=math.floor(_quantity(capacity.get("memory"))
+                                            * Fraction(str(overcommit.get("memory", 1.0)))),
+            offered_pods=int(_quantity(capacity.get("pods"), Fraction(110))),
+            used_cpu_millis=cpu, used_memory_bytes=memory, used_pods=len(reservations),
+            alive=alive,
+            resource_version=str(obj["metadata"].get("resourceVersion") or ""),
+            endpoint=str(spec.get("agentEndpoint") or ""),
+            reservations=reservations,
+        )
+
+    @property
+    def free_cpu_millis(self) -> int:
+        return self.offered_cpu_millis - self.used_cpu_millis
+
+    @property
+    def free_memory_bytes(self) -> int:
+        return self.offered_memory_bytes - self.used_memory_bytes
+
+    @property
+    def free_pods(self) -> int:
+        return self.offered_pods - self.used_pods
+
+    def fits(self, cpu_millis: int, memory_bytes: int) -> bool:
+        """Room for one more micro-node of this size, within what the host offers."""
+        return (self.free_pods >= 1 and cpu_millis <= self.free_cpu_millis
+                and memory_bytes <= self.free_memory_bytes)
+
+    def utilisation(self) -> float:
+        """The larger of the cpu and memory fractions reserved (the packing order)."""
+        cpu = self.used_cpu_millis / self.offered_cpu_millis if self.offered_cpu_millis else 1
+        mem = (self.used_memory_bytes / self.offered_memory_bytes
+               if self.offered_memory_bytes else 1)
+        return max(cpu, mem)
+
+
+def reserved(reservations: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    """(cpu millis, memory bytes) held by these reservations."""
+    cpu = mem = 0
+    for entry in reservations.values():
+        cpu += math.ceil(_quantity(entry.get("cpu")) * 1000)
+        mem += math.ceil(_quantity(entry.get("memory")))
+    return cpu, mem
+
+
+def _renew_time(lease: dict[str, Any]) -> datetime.datetime | None:
+    spec = lease.get("spec") or {}
+    raw = spec.get("renewTime") or spec.get("acquireTime")
+    if raw is None:
+        return None
+    if isinstance(raw, datetime.datetime):
+        return raw if raw.tzinfo else raw.replace(tzinfo=datetime.UTC)
+    try:
+        parsed = datetime.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+
+
+def _newer(candidate: str, current: str) -> bool:
+    """Whether resourceVersion `candidate` is at least `current`. Versions are opaque
+    to kube clients, but this server's (and etcd's) are increasing integers; the check
+    only keeps a late watch event from overwriting a fresher write's result (a stale
+    version would cost a 409 and a re-read, never correctness)."""
+    try:
+        return int(candidate) >= int(current)
+    except ValueError:
+        return True
+
+
+def _settle(ops: list[_Op], outcome: Exception | None) -> None:
+    """Resolve the ops' futures not yet done (a caller may have been cancelled)."""
+    for op in ops:
+        if op.future.done():
+            continue
+        if outcome is None:
+            op.future.set_result(None)
+        else:
+            op.future.set_exception(outcome)
+
+
+@dataclass
+class _Op:
+    node: str
+    entry: dict[str, Any] | None
+    """None releases the node's reservation."""
+    future: asyncio.Future[None]
+
+
+class HostPool:
+    """Registered hosts, their liveness and free capacity, and reservations on them."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self._hosts = Informer(client, FargateHost, on_event=self._host_event,
+                               on_relist=self._host_relist)
+        self._leases = Informer(client, Lease, namespace=HOST_LEASE_NAMESPACE,
+                                on_event=self._lease_event, on_relist=self._lease_relist)
+        self._objects: dict[str, dict[str, Any]] = {}
+        """Host name -> the freshest FargateHost object seen (watch or own write)."""
+        self._renewed: dict[str, datetime.datetime] = {}
+        self._callbacks: list[Callable[[], None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._queues: dict[str, list[_Op]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+        self.conflicts = 0
+        """Writes refused with 409 because another writer got there first (metrics)."""
+        self.writes = 0
+        """Successful reservation writes (each may carry many ops)."""
+
+    # ---- watching ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Watch hosts and their leases; returns once both are listed."""
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._hosts.run(), name="hosts-informer"),
+                           asyncio.create_task(self._leases.run(), name="leases-informer")]
+        for informer in (self._hosts, self._leases):
+            await informer.synced.wait()
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *self._writers.values()]:
+            task.cancel()
+        for task in [*self._tasks, *self._writers.values()]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when a host joins, changes, frees capacity, or comes back to
+        life (the scheduler requeues the pods waiting for room)."""
+        self._callbacks.append(callback)
+
+    def _notify(self) -> None:
+        for callback in self._callbacks:
+            try:
+                callback()
+            except Exception:  # one consumer's bug must not stop the watch
+                log.exception("host change callback failed")
+
+    def _store(self, obj: dict[str, Any]) -> bool:
+        """Keep `obj` unless what we have is newer; True if kept."""
+        name = obj["metadata"]["name"]
+        current = self._objects.get(name)
+        if current is not None and not _newer(
+                str(obj["metadata"].get("resourceVersion") or ""),
+                str(current["metadata"].get("resourceVersion") or "")):
+            return False
+        self._objects[name] = obj
+        return True
+
+    def _host_event(self, event: str, obj: dict[str, Any], _old: dict[str, Any] | None
+                    ) -> None:
+        name = obj["metadata"]["name"]
+        if event == "DELETED":
+            self._objects.pop(name, None)
+            return
+        before = self._objects.get(name)
+        if self._store(obj) and self._gained(before, obj):
+            self._notify()
+
+    @staticmethod
+    def _gained(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+        """Whether a change can let a waiting pod in: a new host, a spec change, or
+        less reserved (a reservation that only grows frees nothing)."""
+        if before is None or before.get("spec") != after.get("spec"):
+            return True
+        old = (before.get("status") or {}).get("reservations") or {}
+        new = (after.get("status") or {}).get("reservations") or {}
+        return any(node not in new for node in old)
+
+    def _host_relist(self, objects: dict[str, dict[str, Any]]) -> None:
+        self._objects = {}
+        for obj in objects.values():
+            self._store(obj)
+        self._notify()
+
+    def _lease_event(self, event: str, obj: dict[str, Any], _old: dict[str, Any] | None
+                     ) -> None:
+        name = obj["metadata"]["name"]
+        was_alive = self._alive(name)
+        if event == "DELETED":
+            self._renewed.pop(name, None)
+            return
+        renewed = _renew_time(obj)
+        if renewed is None:
+            self._renewed.pop(name, None)
+        else:
+            self._renewed[name] = renewed
+        if name in self._objects and not was_alive and self._alive(name):
+            self._notify()
+
+    def _lease_relist(self, objects: dict[str, dict[str, Any]]) -> None:
+        self._renewed = {}
+        for name, obj in objects.items():
+            renewed = _renew_time(obj)
+            if renewed is not None:
+                self._renewed[name] = renewed
+        self._notify()
+
+    def _alive(self, name: str, now: datetime.datetime | None = None) -> bool:
+        renewed = self._renewed.get(name)
+        if renewed is None:
+            return False
+        now = now or datetime.datetime.now(datetime.UTC)
+        return now - renewed < datetime.timedelta(seconds=HOST_LEASE_SECONDS)
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def hosts(self) -> list[Host]:
+        """Every registered host, by name (for status and reasons)."""
+        now = datetime.datetime.now(datetime.UTC)
+        return [Host.from_object(obj, alive=self._alive(name, now))
+                for name, obj in sorted(self._objects.items())]
+
+    def get(self, name: str) -> Host | None:
+        obj = self._objects.get(name)
+        return Host.from_object(obj, alive=self._alive(name)) if obj else None
+
+    def candidates(self, cpu_millis: int, memory_bytes: int, zones: set[str]) -> list[Host]:
+        """Live hosts serving one of `zones` with room for the size, most used first
+        (bin-packing, see the module docstring), ties by name."""
+        fitting = [h for h in self.hosts() if h.alive and zones.intersection(h.zones)
+                   and h.fits(cpu_millis, memory_bytes)]
+        return sorted(fitting, key=lambda h: (-h.utilisation(), h.name))
+
+    def no_room(self, cpu_millis: int, memory_bytes: int, zones: set[str]) -> NoHostWithRoom:
+        """Why `candidates` is empty, as the FailedScheduling reason says it."""
+        hosts = self.hosts()
+        wanted = "/".join(sorted(zones))
+        if not hosts:
+            return NoHostWithRoom("no hosts are registered")
+        serving = [h for h in hosts if zones.intersection(h.zones)]
+        live = [h for h in serving if h.alive]
+        if not live:
+            lapsed = f" ({len(serving)} with a lapsed lease)" if serving else ""
+            return NoHostWithRoom(
+                f"no live host serves zones {', '.join(sorted(zones))}{lapsed}")
+        best = max(live, key=lambda h: (h.free_pods > 0, h.free_cpu_millis,
+                                        h.free_memory_bytes))
+        largest = format_size(max(best.free_cpu_millis, 0), max(best.free_memory_bytes, 0),
+                              spaced=True)
+        if best.free_pods <= 0:
+            largest += ", no micro-node slot left"
+        count = f"{len(live)} host{'s' if len(live) != 1 else ''}"
+        return NoHostWithRoom(
+            f"no host with room for {format_size(cpu_millis, memory_bytes)} in {wanted}: "
+            f"{count}, largest free {largest}")
+
+    # ---- writing ----------------------------------------------------------------------
+
+    async def reserve(self, host: str, node: str, *, cpu_millis: int, memory_bytes: int,
+                      pod: dict[str, Any]) -> None:
+        """Reserve a micro-node's size on `host` (idempotent for the same node).
+
+        Raises NoHostWithRoom if the host (no longer) has room or is gone; never
+        oversubscribes, whoever else writes to the host at the same time."""
+        entry = {"cpu": f"{cpu_millis}m", "memory": str(memory_bytes),
+                 "pod": f"{pod['namespace']}/{pod['name']}", "podUID": str(pod["uid"])}
+        await self._submit(host, _Op(node, entry, asyncio.get_running_loop().create_future()))
+
+    async def release(self, host: str, node: str) -> None:
+        """Remove a micro-node's reservation; a missing one or host is fine."""
+        await self._submit(host, _Op(node, None, asyncio.get_running_loop().create_future()))
+
+    async def _submit(self, host: str, op: _Op) -> None:
+        self._queues.setdefault(host, []).append(op)
+        if host not in self._writers:
+            self._writers[host] = asyncio.create_task(self._write_loop(host),
+                                                      name=f"host-writer-{host}")
+        await op.future
+
+    async def _write_loop(self, host: str) -> None:
+        """Drain `host`'s queue: each round applies every queued op in one CAS write."""
+        batch: list[_Op] = []
+        try:
+            while self._queues.get(host):
+                batch = self._queues.pop(host)
+                try:
+                    await self._write_batch(host, batch)
+                except Exception as exc:
+                    _settle(batch, exc)
+        finally:
+            del self._writers[host]
+            # Cancelled (pool stopped) with ops in hand or queued: fail them, never hang.
+            _settle([*batch, *self._queues.pop(host, [])], RuntimeError("host pool stopped"))
+
+    async def _write_batch(self, host: str, batch: list[_Op]) -> None:
+        obj = self._objects.get(host)
+        for _attempt in range(MAX_CONFLICTS):
+            if obj is None:
+                obj = await self._read(host)
+            if obj is None:
+                gone = NoHostWithRoom(f"host {host} is not registered")
+                for op in batch:
+                    _settle([op], None if op.entry is None else gone)
+                return
+            current = Host.from_object(obj)
+            reservations = dict(current.reservations)
+            outcomes: list[Exception | None] = []
+            changed = False
+            for op in batch:
+                if op.entry is None:
+                    changed |= reservations.pop(op.node, None) is not None
+                    outcomes.append(None)
+                elif op.node in reservations:
+                    outcomes.append(None)
+                else:
+                    cpu, mem = reserved({op.node: op.entry})
+                    used_cpu, used_mem = reserved(reservations)
+                    if (len(reservations) + 1 <= current.offered_pods
+                            and used_cpu + cpu <= current.offered_cpu_millis
+                            and used_mem + mem <= current.offered_memory_bytes):
+                        reservations[op.node] = op.entry
+                        changed = True
+                        outcomes.append(None)
+                    else:
+                        after = Host.from_object(
+                            {**obj, "status": {"reservations": reservations}})
+                        free = format_size(max(after.free_cpu_millis, 0),
+                                           max(after.free_memory_bytes, 0), spaced=True)
+                        outcomes.append(NoHostWithRoom(
+                            f"host {host} has no room for {format_size(cpu, mem)}: free "
+                            f"{free}, {max(after.free_pods, 0)} micro-node slots"))
+            if changed:
+                body = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+                        "metadata": {"name": host,
+                                     "resourceVersion": obj["metadata"]["resourceVersion"]},
+                        "spec": obj.get("spec") or {},
+                        "status": {**(obj.get("status") or {}), "reservations": reservations}}
+                try:
+                    written = await self._client.replace(FargateHost.Status(body), host)
+                except ApiError as e:
+                    if e.status.code == 409:
+                        self.conflicts += 1
+                        obj = None  # someone wrote in between: re-read, re-check, retry
+                        continue
+                    if e.status.code == 404:
+                        self._objects.pop(host, None)
+                        obj = None
+                        continue
+                    raise
+                self.writes += 1
+                self._store(dict(written))
+                if any(op.entry is None for op in batch):
+                    self._notify()  # a release in this pool frees capacity now
+            for op, outcome in zip(batch, outcomes, strict=True):
+                _settle([op], outcome)
+            return
+        raise RuntimeError(f"host {host}: {MAX_CONFLICTS} conflicting writes in a row")
+
+    async def _read(self, host: str) -> dict[str, Any] | None:
+        try:
+            fresh = dict(await self._client.get(FargateHost, host))
+        except ApiError as e:
+            if e.status.code == 404:
+                self._objects.pop(host, None)
+                return None
+            raise
+        self._store(fresh)
+        return fresh

@@ -1,0 +1,177 @@
+"""Pod IP allocation against a real API server: unique under concurrency (two
+allocators on two clients, as two schedulers), reserved addresses never handed out,
+zone spread, exhaustion with its reason, release and reuse, idempotency per pod."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from nodeless.fargate.components import install_crds
+from nodeless.fargate.ipam import (
+    AddressesExhausted,
+    IPAllocator,
+    SubnetInfo,
+    allocation_name,
+    reserved_addresses,
+    usable_count,
+)
+from nodeless.fargate.names import HOST_LABEL, POD_UID_LABEL
+from nodeless.fargate.resources import PodIPAllocation
+from nodeless.kube import async_client
+from tests.fixtures.apiserver import RunningAPIServer, start_apiserver
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAPIServer]:
+    running = start_apiserver(tmp_path_factory.mktemp("ipam"))
+
+    async def setup() -> None:
+        client = async_client(running.kubeconfig)
+        try:
+            await install_crds(client)
+        finally:
+            await client.close()
+
+    asyncio.run(setup())
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def allocators(server: RunningAPIServer) -> AsyncIterator[list[IPAllocator]]:
+    """Two allocators, each on its own client: two schedulers sharing one API."""
+    clients = [async_client(server.kubeconfig) for _ in range(2)]
+    allocs = [IPAllocator(c) for c in clients]
+    for a in allocs:
+        await a.start()
+    yield allocs
+    for a in allocs:
+        await a.stop()
+    for c in clients:
+        await c.close()
+
+
+def pod(n: int | str = 0) -> dict[str, str]:
+    return {"namespace": "default", "name": f"pod-{n}", "uid": str(uuid.uuid4())}
+
+
+async def test_reserved_addresses_are_the_first_four_and_the_last() -> None:
+    assert reserved_addresses("10.0.0.0/28") == {
+        "10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.15"}
+    assert "10.0.31.255" in reserved_addresses("10.0.0.0/19")
+    assert usable_count("10.0.0.0/28") == 11
+    assert usable_count("10.0.0.0/19") == 8192 - 5
+    assert allocation_name("10.0.1.23") == "10-0-1-23"
+
+
+async def test_concurrent_allocations_from_two_schedulers_are_unique(
+        allocators: list[IPAllocator]) -> None:
+    subnets = [SubnetInfo("subnet-c1", "10.1.0.0/24", "cc-1a"),
+               SubnetInfo("subnet-c2", "10.1.1.0/24", "cc-1b")]
+    results = await asyncio.gather(*(
+        allocators[i % 2].allocate(subnets, pod=pod(i), node=f"n{i}", host="h1")
+        for i in range(200)))
+    ips = [r.ip for r in results]
+    assert len(set(ips)) == 200, Counter(ips).most_common(3)
+    by_id = {s.id: s for s in subnets}
+    for r in results:
+        net = ipaddress.ip_network(by_id[r.subnet].cidr)
+        assert ipaddress.ip_address(r.ip) in net
+        assert r.ip not in reserved_addresses(by_id[r.subnet].cidr)
+        assert r.zone == by_id[r.subnet].zone and r.name == allocation_name(r.ip)
+    zones = Counter(r.zone for r in results)
+    assert abs(zones["cc-1a"] - zones["cc-1b"]) <= 30, zones
+    # The API holds exactly these, each labelled with its host and pod.
+    stored = {}
+    async for obj in allocators[0]._client.list(PodIPAllocation):
+        if obj["spec"]["subnet"] in by_id:
+            stored[obj["spec"]["ip"]] = obj
+    assert set(stored) == set(ips)
+    sample = stored[ips[0]]
+    assert sample["metadata"]["labels"][HOST_LABEL] == "h1"
+    assert sample["metadata"]["labels"][POD_UID_LABEL] == sample["spec"]["pod"]["uid"]
+    assert sample["spec"]["node"].startswith("n")
+
+
+async def test_sequential_allocations_alternate_zones(allocators: list[IPAllocator]) -> None:
+    subnets = [SubnetInfo("subnet-z1", "10.2.0.0/24", "zz-1a"),
+               SubnetInfo("subnet-z2", "10.2.1.0/24", "zz-1b"),
+               SubnetInfo("subnet-z3", "10.2.2.0/24", "zz-1c")]
+    zones = [(await allocators[0].allocate(subnets, pod=pod(i), node="n", host="h")).zone
+             for i in range(9)]
+    assert Counter(zones) == {"zz-1a": 3, "zz-1b": 3, "zz-1c": 3}
+    assert zones[:3] == ["zz-1a", "zz-1b", "zz-1c"]  # ties by name
+    # Restricted to zones: only those subnets are used.
+    only = await allocators[0].allocate(subnets, pod=pod(), node="n", host="h",
+                                        zones=["zz-1c"])
+    assert only.subnet == "subnet-z3"
+    with pytest.raises(AddressesExhausted, match="no subnet in zones zz-9"):
+        await allocators[0].allocate(subnets, pod=pod(), node="n", host="h", zones=["zz-9"])
+
+
+async def test_exhaustion_release_and_reuse(allocators: list[IPAllocator]) -> None:
+    tiny = [SubnetInfo("subnet-tiny", "10.3.0.0/28", "tt-1a")]
+    first, second = allocators
+    results = await asyncio.gather(*(
+        allocators[i % 2].allocate(tiny, pod=pod(i), node="n", host="h") for i in range(11)))
+    ips = {r.ip for r in results}
+    assert ips == {f"10.3.0.{i}" for i in range(4, 15)}
+    for a in allocators:
+        with pytest.raises(AddressesExhausted) as info:
+            await a.allocate(tiny, pod=pod(), node="n", host="h")
+        assert info.value.reason == ("no free IP address in subnets subnet-tiny "
+                                     "(10.3.0.0/28): all 11 addresses are allocated")
+    # Released by one scheduler, reused by the other once its watch shows the release.
+    await first.release("10.3.0.9")
+    await first.release("10.3.0.9")  # already gone: fine
+    for _ in range(200):
+        if allocation_name("10.3.0.9") not in second.allocations():
+            break
+        await asyncio.sleep(0.02)
+    again = await second.allocate(tiny, pod=pod("new"), node="n", host="h")
+    assert again.ip == "10.3.0.9"
+    with pytest.raises(AddressesExhausted):
+        await first.allocate(tiny, pod=pod(), node="n", host="h")
+
+
+async def test_allocation_is_idempotent_per_pod(server: RunningAPIServer,
+                                                allocators: list[IPAllocator]) -> None:
+    subnets = [SubnetInfo("subnet-i1", "10.4.0.0/24", "ii-1a"),
+               SubnetInfo("subnet-i2", "10.4.1.0/24", "ii-1b")]
+    p = pod("same")
+    concurrent = await asyncio.gather(*(
+        allocators[0].allocate(subnets, pod=p, node="n", host="h") for _ in range(10)))
+    assert len(set(concurrent)) == 1
+    assert await allocators[0].allocate(subnets, pod=p, node="n", host="h") == concurrent[0]
+    # A scheduler started afterwards (a restart) finds the pod's address, not a new one.
+    client = async_client(server.kubeconfig)
+    restarted = IPAllocator(client)
+    try:
+        await restarted.start()
+        assert await restarted.allocate(subnets, pod=p, node="n", host="h") == concurrent[0]
+        assert restarted.allocation_for_pod(p["uid"]) == concurrent[0]
+        mine = [o for o in restarted.allocations().values()
+                if o["spec"]["pod"]["uid"] == p["uid"]]
+        assert len(mine) == 1
+        assert await restarted.release_pod(p["uid"]) == concurrent[0]
+        assert restarted.allocation_for_pod(p["uid"]) is None
+    finally:
+        await restarted.stop()
+        await client.close()
+
+
+async def test_allocate_before_start_is_an_error(server: RunningAPIServer) -> None:
+    client = async_client(server.kubeconfig)
+    try:
+        with pytest.raises(RuntimeError, match="start"):
+            await IPAllocator(client).allocate([], pod=pod(), node="n", host="h")
+    finally:
+        await client.close()
