@@ -124,7 +124,8 @@ class WatchOut:
 WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
-def _selectable_paths(rt: ResourceType) -> list[str]:
+def selectable_fields(rt: ResourceType) -> list[str]:
+    """A custom resource's extra selectable fields (CRD spec.versions[].selectableFields)."""
     if not rt.crd:
         return []
     for version in (rt.crd.get("spec") or {}).get("versions") or []:
@@ -313,7 +314,7 @@ class ObjectStore:
         ):
             return False
         return opts.field_selector is None or opts.field_selector.matches(
-            field_set(rt.kind if not rt.is_custom else "", obj, _selectable_paths(rt))
+            field_set(rt.kind if not rt.is_custom else "", obj, selectable_fields(rt))
         )
 
     # ---- watch ---------------------------------------------------------------------

@@ -5,8 +5,9 @@ current by the server's own writes and by a watch (so several API servers agree)
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from nodeless.apiserver.admission.webhooks import (
@@ -63,6 +64,18 @@ def _rv(obj: dict[str, Any]) -> int:
         return 0
 
 
+@contextlib.contextmanager
+def _warnings_kept(ctx: Any) -> Iterator[None]:
+    """A refusal still carries every warning of the request (kube sends them as Warning
+    headers on the error response too)."""
+    try:
+        yield
+    except WebhookError as exc:
+        ctx.warnings.extend(exc.warnings)
+        exc.warnings = ctx.warnings
+        raise
+
+
 class AdmissionChain:
     """Implements `objects.Admission` with webhooks."""
 
@@ -101,13 +114,9 @@ class AdmissionChain:
         configs = self.configurations.of(MUTATING)
         if not configs:
             return obj
-        try:
+        with _warnings_kept(ctx):
             result, warnings = await self.dispatcher.mutate(
                 configs, self._attributes(op, rt, subresource, obj, old, ctx))
-        except WebhookError as exc:
-            ctx.warnings.extend(exc.warnings)
-            exc.warnings = ctx.warnings
-            raise
         ctx.warnings.extend(warnings)
         return result
 
@@ -118,13 +127,9 @@ class AdmissionChain:
         configs = self.configurations.of(VALIDATING)
         if not configs:
             return
-        try:
+        with _warnings_kept(ctx):
             warnings = await self.dispatcher.validate(
                 configs, self._attributes(op, rt, subresource, obj, old, ctx))
-        except WebhookError as exc:
-            ctx.warnings.extend(exc.warnings)
-            exc.warnings = ctx.warnings
-            raise
         ctx.warnings.extend(warnings)
 
     async def close(self) -> None:

@@ -26,6 +26,7 @@ from nodeless.apiserver.objects import (
     UserInfo,
     WatchOptions,
     WatchOut,
+    selectable_fields,
 )
 from nodeless.apiserver.resources import tables
 from nodeless.apiserver.resources.registry import ResourceType
@@ -84,24 +85,13 @@ def _context(request: web.Request) -> RequestContext:
     return RequestContext(user=user, dry_run=bool(dry_run), field_validation=field_validation)
 
 
-def _selectable_fields(rt: ResourceType) -> list[str]:
-    """A custom resource's extra selectable fields (CRD spec.versions[].selectableFields)."""
-    if not rt.crd:
-        return []
-    for version in (rt.crd.get("spec") or {}).get("versions") or []:
-        if version.get("name") == rt.version:
-            return [f.get("jsonPath", "").lstrip(".") for f in
-                    version.get("selectableFields") or []]
-    return []
-
-
 def _selectors(request: web.Request, rt: ResourceType) -> tuple[Any, Any]:
     label = request.query.get("labelSelector")
     field = request.query.get("fieldSelector")
     return (parse_label_selector(label) if label else None,
             parse_field_selector(field, rt.kind, rt.group, custom=rt.is_custom,
                                  namespaced=rt.namespaced,
-                                 selectable=_selectable_fields(rt)) if field else None)
+                                 selectable=selectable_fields(rt)) if field else None)
 
 
 class ResourceHandler:
