@@ -88,6 +88,8 @@ class UpOptions:
     """0: a free port, chosen at each start (the webhook registers wherever it listens)."""
     default_profile: bool = True
     profile_activation_delay: float = 0.0
+    recreate_pending_pods: bool = True
+    """Recreate controller-owned pods left Pending because they predate their profile."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,14 @@ def up(
         float,
         typer.Option(help="Seconds a new Fargate profile stays CREATING (EKS takes minutes)."),
     ] = 0.0,
+    recreate_pending_pods: Annotated[
+        bool,
+        typer.Option(
+            "--recreate-pending-pods/--no-recreate-pending-pods",
+            help="Delete Pending pods owned by a controller that were created before their "
+            "Fargate profile was ACTIVE, so they come back on Fargate (EKS leaves them).",
+        ),
+    ] = True,
 ) -> None:
     """Start nodeless on this machine: the control plane and the components it runs.
 
@@ -179,6 +189,7 @@ def up(
         webhook_port=webhook_port,
         default_profile=default_profile,
         profile_activation_delay=profile_activation_delay,
+        recreate_pending_pods=recreate_pending_pods,
     )
     config = APIServerConfig(
         data_dir=_data_dir(data_dir),
@@ -223,6 +234,7 @@ def fargate_settings(config: APIServerConfig, options: UpOptions) -> FargateSett
         webhook_port=options.webhook_port,
         eks_port=options.eks_port,
         default_profile=options.default_profile,
+        recreate_pending_pods=options.recreate_pending_pods,
     )
 
 

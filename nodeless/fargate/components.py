@@ -40,6 +40,7 @@ from nodeless.fargate.eksapi import EksApiComponent
 from nodeless.fargate.names import API_VERSION, PROFILE_FINALIZER
 from nodeless.fargate.profiles.controller import ProfileController
 from nodeless.fargate.resources import FargateProfile, Subnet
+from nodeless.fargate.scheduler.component import SchedulerComponent
 from nodeless.fargate.settings import FargateSettings
 from nodeless.kube import async_client
 
@@ -292,12 +293,13 @@ class ProfileControllerComponent:
 
 def fargate_components(settings: FargateSettings, *, install_crds: bool = True,
                        activation_delay: float = 0.0) -> list[Component]:
-    """Setup, controller, webhook, EKS API, in start order (each a client of the ones
-    before it); the EKS API only when `settings.eks_port` is set."""
+    """Setup, controller, webhook, scheduler, EKS API, in start order (each a client of
+    the ones before it); the EKS API only when `settings.eks_port` is set."""
     components: list[Component] = [
         SetupComponent(settings, install_crds=install_crds),
         ProfileControllerComponent(settings, activation_delay=activation_delay),
         WebhookComponent(settings),
+        SchedulerComponent(settings),
     ]
     if settings.eks_port is not None:
         components.append(EksApiComponent(settings))

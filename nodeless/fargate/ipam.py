@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the HTTP library lightkube uses: its errors are what it raises
 from lightkube import ApiError, AsyncClient
 
 from nodeless.fargate.names import HOST_LABEL, POD_UID_LABEL

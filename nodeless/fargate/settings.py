@@ -44,6 +44,14 @@ class FargateSettings:
     """Create `fp-default` for the namespaces default and kube-system, as eksctl does."""
     default_role_arn: str = "arn:aws:iam::000000000000:role/nodeless-pod-execution-role"
 
+    scheduler_workers: int = 32
+    """Pods the fargate-scheduler places at once (each waits mostly on the API)."""
+    scheduler_lease_seconds: float = 15.0
+    """How long a lapsed scheduler leader's Lease keeps a standby replica waiting."""
+    recreate_pending_pods: bool = False
+    """Delete controller-owned Pending pods created before their profile was ACTIVE, so
+    they come back through admission (on in `nodeless up`; opt-in elsewhere)."""
+
     def cluster_arn(self) -> str:
         return f"arn:aws:eks:{self.region}:{self.account_id}:cluster/{self.cluster}"
 

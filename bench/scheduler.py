@@ -1,0 +1,194 @@
+"""fargate-scheduler benchmark (not a test): pods/s from creation to bound, end to end.
+
+Starts a real `nodeless up` (API server, admission webhook, profile controller,
+fargate-scheduler) in a temp dir, registers one large test host (no agent: nothing runs
+the pods, which is not what is measured), waits for `fp-default` to be ACTIVE, then
+creates --count pods in the namespace `default` through --clients concurrent creators.
+Every pod goes through the mutating webhook (schedulerName, profile annotation), the
+scheduler (size, IP, host reservation, Node, annotation, binding, Event) and is seen
+bound by a watch. Latency is from the moment its create request was sent to the moment
+the watch showed it bound; throughput is pods / (last bound - first create sent).
+
+    uv run python bench/scheduler.py [--count 2000] [--clients 16] [--keep] [--backlog]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lightkube import AsyncClient  # noqa: E402
+from lightkube.core.exceptions import ApiError  # noqa: E402
+from lightkube.resources.core_v1 import Pod  # noqa: E402
+
+from nodeless.fargate.resources import FargateProfile  # noqa: E402
+from nodeless.kube import async_client  # noqa: E402
+from tests.fargate.hosts_helper import register_test_host, renew_test_host  # noqa: E402
+from tests.fixtures.apiserver import free_port  # noqa: E402
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Up:
+    """`nodeless up` in the foreground, on free ports, in a temp dir."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-scheduler-"))
+        self.port = free_port()
+        self.log = self.dir / "up.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "nodeless.cli.main", "up", "--data-dir", str(self.dir),
+                 "--port", str(self.port), "--eks-port", "0"],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+
+    async def client(self) -> AsyncClient:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.log.read_text()[-3000:])
+            if (self.dir / "kubeconfig").exists():
+                client = async_client(self.dir / "kubeconfig")
+                try:
+                    profile = await client.get(FargateProfile, "fp-default")
+                    if (profile.get("status") or {}).get("status") == "ACTIVE":
+                        return client
+                except (ApiError, OSError, Exception):  # starting up: try again
+                    pass
+                await client.close()
+            await asyncio.sleep(0.3)
+        raise TimeoutError("nodeless up did not make fp-default ACTIVE in 90s")
+
+    def stop(self, keep: bool) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        if keep:
+            print(f"kept {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pod(name: str) -> Pod:
+    return Pod.from_dict({  # type: ignore[no-any-return]
+        "metadata": {"name": name, "namespace": "default", "labels": {"bench": "scheduler"}},
+        "spec": {"containers": [{"name": "app", "image": "busybox", "resources": {
+            "requests": {"cpu": "250m", "memory": "256Mi"}}}]}})
+
+
+async def run(args: argparse.Namespace) -> None:
+    up = Up()
+    try:
+        client = await up.client()
+        if not args.backlog:
+            await register_test_host(client, "bench-host", cpu="1000", memory="4000Gi",
+                                     pods=args.count + 100)
+            await asyncio.sleep(1.0)  # let the scheduler's host pool see the host
+
+        async def heartbeat() -> None:  # what the host agent does: keep the host alive
+            while True:
+                await asyncio.sleep(10)
+                await renew_test_host(client, "bench-host")
+
+        beat = asyncio.create_task(heartbeat())
+        sent: dict[str, float] = {}
+        bound: dict[str, float] = {}
+        done = asyncio.Event()
+
+        async def watcher(ready: asyncio.Event) -> None:
+            version = None
+            async for _ in client.list(Pod, namespace="default", chunk_size=1):
+                break
+            stream = client.watch(Pod, namespace="default", labels={"bench": "scheduler"},
+                                  resource_version=version)
+            ready.set()
+            async for _kind, pod in stream:
+                name = pod.metadata.name
+                if pod.spec.nodeName and name not in bound:
+                    bound[name] = time.perf_counter()
+                    if len(bound) >= args.count:
+                        done.set()
+                        return
+
+        ready = asyncio.Event()
+        watch_task = asyncio.create_task(watcher(ready))
+        await ready.wait()
+        await asyncio.sleep(0.5)  # the watch request is in flight; let it be served
+        names = [f"bench-{i:05d}" for i in range(args.count)]
+        queue = list(reversed(names))
+        creators = [async_client(up.dir / "kubeconfig") for _ in range(args.clients)]
+
+        async def creator(c: AsyncClient) -> None:
+            while queue:
+                name = queue.pop()
+                sent[name] = time.perf_counter()
+                await c.create(_pod(name))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(creator(c) for c in creators))
+        created = time.perf_counter()
+        if args.backlog:
+            # Scheduling alone: every pod is Pending (no host yet); the host joining is
+            # what releases them, through the host pool's change notice.
+            await asyncio.sleep(2.0)
+            print(f"backlog:         {args.count} pods created in {created - started:.2f}s; "
+                  "registering the host")
+            started = time.perf_counter()
+            sent = dict.fromkeys(sent, started)
+            await register_test_host(client, "bench-host", cpu="1000", memory="4000Gi",
+                                     pods=args.count + 100)
+        try:
+            await asyncio.wait_for(done.wait(), args.timeout)
+        except TimeoutError:
+            print(f"timeout: {len(bound)} of {args.count} bound after {args.timeout:.0f}s")
+        watch_task.cancel()
+        beat.cancel()
+        for c in creators:
+            await c.close()
+        latencies = [bound[n] - sent[n] for n in bound]
+        last = max(bound.values()) if bound else time.perf_counter()
+        print(f"pods:            {len(bound)} of {args.count} bound "
+              f"({args.clients} concurrent creators)")
+        print(f"creation:        {args.count / (created - started):7.1f} pods/s "
+              f"({created - started:.2f}s)")
+        print(f"create -> bound: {len(bound) / (last - started):7.1f} pods/s "
+              f"({last - started:.2f}s end to end)")
+        if latencies:
+            print(f"latency:         p50 {statistics.median(latencies) * 1000:7.0f} ms   "
+                  f"p99 {_percentile(latencies, 0.99) * 1000:7.0f} ms   "
+                  f"max {max(latencies) * 1000:7.0f} ms")
+        await client.close()
+    finally:
+        up.stop(args.keep)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--keep", action="store_true", help="keep the data dir and log")
+    parser.add_argument("--backlog", action="store_true",
+                        help="create every pod first, then register the host: measures "
+                             "scheduling alone (latency from the host joining)")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

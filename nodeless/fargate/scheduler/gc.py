@@ -1,0 +1,173 @@
+"""Garbage collection of what the scheduler created for pods that are gone.
+
+A micro-node, its pod IP and its host reservation live exactly as long as the pod object:
+the host agent stops the pod and then deletes it with grace 0, and that deletion is the
+signal. The scheduler's pod watch triggers a collection on every DELETED event; a periodic
+pass catches what a missed event, a crash between steps or a failed release left behind.
+
+Three kinds of garbage, each tied to a pod by uid:
+- Nodes labelled `eks.amazonaws.com/compute-type=fargate` with the host label (their
+  pod's uid is the label `fargate.nodeless.io/pod-uid`);
+- PodIPAllocations (`spec.pod.uid`);
+- reservations in FargateHost.status (`podUID`).
+
+Race-free with scheduling: garbage is listed first and the pods are checked after, each
+with a live GET, so a pod created after the listing (whose allocation is not in it)
+never looks orphaned, and a pod the cache has not seen yet is still found. A pod that is
+bound to another node makes this node garbage too (a crashed run's leftover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2 as httpx
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.operators import exists
+from lightkube.resources.core_v1 import Node, Pod
+
+from nodeless.fargate.ipam import IPAllocator
+from nodeless.fargate.names import COMPUTE_TYPE_LABEL, HOST_LABEL, POD_UID_LABEL
+from nodeless.fargate.resources import FargateHost, PodIPAllocation
+from nodeless.fargate.scheduler.cache import plain
+from nodeless.fargate.scheduler.hosts import HostPool
+from nodeless.fargate.scheduler.steps import POD_ANNOTATION
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 30.0
+DEBOUNCE = 0.2
+"""Seconds to gather DELETED events into one pass (a deleted Deployment is many pods)."""
+
+
+@dataclass(frozen=True)
+class PodRef:
+    namespace: str
+    name: str
+    uid: str
+
+
+@dataclass
+class Collected:
+    nodes: list[str] = field(default_factory=list)
+    allocations: list[str] = field(default_factory=list)
+    reservations: list[tuple[str, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes or self.allocations or self.reservations)
+
+
+class GarbageCollector:
+    """Deletes micro-nodes and releases IPs and reservations whose pod is gone."""
+
+    def __init__(self, client: AsyncClient, *, host_pool: HostPool, allocator: IPAllocator,
+                 interval: float = INTERVAL) -> None:
+        self.client = client
+        self.hosts = host_pool
+        self.ipam = allocator
+        self.interval = interval
+        self._wanted = asyncio.Event()
+        self.passes = 0
+
+    def trigger(self) -> None:
+        """Ask for a pass soon (a pod was deleted)."""
+        self._wanted.set()
+
+    async def run(self, on_pass: Callable[[Collected], None] | None = None) -> None:
+        """Collect at once (what was deleted while no scheduler led), then on every
+        trigger (debounced) and every `interval` seconds."""
+        first = True
+        while True:
+            if not first:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wanted.wait(), self.interval)
+                await asyncio.sleep(DEBOUNCE)
+            first = False
+            self._wanted.clear()
+            try:
+                collected = await self.collect()
+            except (ApiError, httpx.HTTPError, OSError) as exc:
+                log.warning("garbage collection failed (%s); trying again later", exc)
+                continue
+            if on_pass is not None:
+                on_pass(collected)
+
+    async def collect(self) -> Collected:
+        """One pass; returns what it deleted or released."""
+        self.passes += 1
+        nodes = [plain(n) async for n in self.client.list(
+            Node, labels={COMPUTE_TYPE_LABEL: "fargate", HOST_LABEL: exists()})]
+        allocations = [plain(a) async for a in self.client.list(PodIPAllocation)]
+        hosts = [plain(h) async for h in self.client.list(FargateHost)]
+        alive: dict[PodRef, str | None] = {}
+
+        async def pod_node(ref: PodRef) -> str | None | bool:
+            """The node the pod is bound to ('' unbound), or False: the pod is gone."""
+            if ref not in alive:
+                alive[ref] = await self._pod_node(ref)
+            result = alive[ref]
+            return False if result is None else result
+
+        done = Collected()
+        for node in nodes:
+            meta = node["metadata"]
+            ref = _node_pod(node)
+            if ref is None:
+                continue
+            bound = await pod_node(ref)
+            if bound is False or (bound and bound != meta["name"]):
+                with contextlib.suppress(ApiError):
+                    await self.client.delete(Node, meta["name"])
+                done.nodes.append(meta["name"])
+        for allocation in allocations:
+            spec = allocation.get("spec") or {}
+            pod = spec.get("pod") or {}
+            if not pod.get("uid"):
+                continue
+            ref = PodRef(pod.get("namespace", ""), pod.get("name", ""), pod["uid"])
+            if await pod_node(ref) is False:
+                await self.ipam.release(spec["ip"])
+                done.allocations.append(spec["ip"])
+        for host in hosts:
+            name = host["metadata"]["name"]
+            reservations = (host.get("status") or {}).get("reservations") or {}
+            for node_name, entry in reservations.items():
+                namespace, _, pod_name = str(entry.get("pod", "")).partition("/")
+                if not entry.get("podUID"):
+                    continue
+                bound = await pod_node(PodRef(namespace, pod_name, entry["podUID"]))
+                if bound is False or (bound and bound != node_name):
+                    await self.hosts.release(name, node_name)
+                    done.reservations.append((name, node_name))
+        if done:
+            log.info("garbage collected %d nodes, %d IPs, %d reservations",
+                     len(done.nodes), len(done.allocations), len(done.reservations))
+        return done
+
+    async def _pod_node(self, ref: PodRef) -> str | None:
+        """None when the pod (this uid) no longer exists, else its nodeName ('' unbound)."""
+        try:
+            pod = plain(await self.client.get(Pod, ref.name, namespace=ref.namespace))
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
+        if pod["metadata"].get("uid") != ref.uid:
+            return None  # a namesake: the pod the object was made for is gone
+        return str((pod.get("spec") or {}).get("nodeName") or "")
+
+
+def _node_pod(node: dict[str, Any]) -> PodRef | None:
+    meta = node["metadata"]
+    uid = (meta.get("labels") or {}).get(POD_UID_LABEL)
+    namespace, _, name = str((meta.get("annotations") or {}).get(POD_ANNOTATION, "")
+                             ).partition("/")
+    if not uid or not name:
+        return None  # not made by this scheduler: leave it alone
+    return PodRef(namespace, name, uid)
