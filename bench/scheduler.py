@@ -143,6 +143,7 @@ async def run(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         await asyncio.gather(*(creator(c) for c in creators))
         created = time.perf_counter()
+        creation_rate, creation_time = args.count / (created - started), created - started
         if args.backlog:
             # Scheduling alone: every pod is Pending (no host yet); the host joining is
             # what releases them, through the host pool's change notice.
@@ -165,9 +166,9 @@ async def run(args: argparse.Namespace) -> None:
         last = max(bound.values()) if bound else time.perf_counter()
         print(f"pods:            {len(bound)} of {args.count} bound "
               f"({args.clients} concurrent creators)")
-        print(f"creation:        {args.count / (created - started):7.1f} pods/s "
-              f"({created - started:.2f}s)")
-        print(f"create -> bound: {len(bound) / (last - started):7.1f} pods/s "
+        print(f"creation:        {creation_rate:7.1f} pods/s ({creation_time:.2f}s)")
+        what = "host joins -> bound" if args.backlog else "create -> bound"
+        print(f"{what + ':':<17}{len(bound) / (last - started):7.1f} pods/s "
               f"({last - started:.2f}s end to end)")
         if latencies:
             print(f"latency:         p50 {statistics.median(latencies) * 1000:7.0f} ms   "

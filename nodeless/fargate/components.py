@@ -40,7 +40,7 @@ from nodeless.fargate.eksapi import EksApiComponent
 from nodeless.fargate.names import API_VERSION, PROFILE_FINALIZER
 from nodeless.fargate.profiles.controller import ProfileController
 from nodeless.fargate.resources import FargateProfile, Subnet
-from nodeless.fargate.scheduler.component import SchedulerComponent
+from nodeless.fargate.scheduler.component import scheduler_component
 from nodeless.fargate.settings import FargateSettings
 from nodeless.kube import async_client
 
@@ -299,7 +299,7 @@ def fargate_components(settings: FargateSettings, *, install_crds: bool = True,
         SetupComponent(settings, install_crds=install_crds),
         ProfileControllerComponent(settings, activation_delay=activation_delay),
         WebhookComponent(settings),
-        SchedulerComponent(settings),
+        scheduler_component(settings),
     ]
     if settings.eks_port is not None:
         components.append(EksApiComponent(settings))

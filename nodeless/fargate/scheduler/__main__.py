@@ -4,12 +4,13 @@ server (the tests run two of these and kill one; `nodeless up` runs it as a comp
 from __future__ import annotations
 
 import asyncio
-import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from nodeless.cli.child import child_logging, notify_ready
 from nodeless.fargate.scheduler.component import Scheduler, SchedulerOptions
 from nodeless.kube import async_client
 
@@ -26,17 +27,25 @@ def main(
     identity: Annotated[str | None, typer.Option(help="Leader identity.")] = None,
     recreate_pending_pods: Annotated[bool, typer.Option(
         help="Recreate controller-owned pods created before their profile.")] = False,
+    notify: Annotated[bool, typer.Option(
+        "--notify-ready", help="Print `ready` on stdout once serving (nodeless up).")] = False,
 ) -> None:
     """Run the fargate-scheduler (leader-elected) until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    child_logging()
     options = SchedulerOptions(region=region, workers=workers, lease_seconds=lease_seconds,
                                renew_every=renew_every, identity=identity,
                                recreate_pending_pods=recreate_pending_pods)
 
     async def run() -> None:
+        # SIGTERM cancels the run, so a leader gives its Lease back on the way out.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         client = async_client(kubeconfig, field_manager="fargate-scheduler")
         try:
-            await Scheduler(client, options).run()
+            await Scheduler(client, options).run(notify_ready if notify else None)
+        except asyncio.CancelledError:
+            pass
         finally:
             await client.close()
 

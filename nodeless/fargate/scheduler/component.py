@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import Pod
 
+from nodeless.cli.child import ChildProcessComponent
 from nodeless.fargate.ipam import IPAllocator
 from nodeless.fargate.names import SCHEDULER_NAME
 from nodeless.fargate.scheduler.cache import ObjectCache
@@ -27,7 +28,6 @@ from nodeless.fargate.scheduler.hosts import HostPool
 from nodeless.fargate.scheduler.leader import LeaderElector
 from nodeless.fargate.scheduler.pending import PendingPodRecreator
 from nodeless.fargate.settings import FargateSettings
-from nodeless.kube import async_client
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +110,14 @@ class Scheduler:
             await asyncio.gather(hosts.stop(), allocator.stop(), return_exceptions=True)
 
 
-@dataclass
-class SchedulerComponent:
-    """`nodeless up`'s and `nodeless fargate run`'s fargate-scheduler."""
-
-    settings: FargateSettings
-    name: str = field(default=SCHEDULER_NAME)
-
-    async def run(self, ready: Callable[[], None]) -> None:
-        client = async_client(self.settings.kubeconfig, field_manager=FIELD_MANAGER)
-        try:
-            await Scheduler(client, SchedulerOptions.from_settings(self.settings)).run(ready)
-        finally:
-            await client.close()
+def scheduler_component(settings: FargateSettings) -> ChildProcessComponent:
+    """`nodeless up`'s and `nodeless fargate run`'s fargate-scheduler, in a process of its
+    own: under a burst it keeps a core busy, which must not be the API server's."""
+    args = ["--region", settings.region, "--workers", str(settings.scheduler_workers),
+            "--lease-seconds", str(settings.scheduler_lease_seconds), "--notify-ready"]
+    if settings.kubeconfig is not None:  # else in-cluster, as this process
+        args += ["--kubeconfig", str(settings.kubeconfig)]
+    if settings.recreate_pending_pods:
+        args.append("--recreate-pending-pods")
+    return ChildProcessComponent(name=SCHEDULER_NAME, module="nodeless.fargate.scheduler",
+                                 args=args)

@@ -34,10 +34,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -68,11 +69,29 @@ class NoHostWithRoom(Exception):
 def _quantity(raw: Any, default: Fraction = Fraction(0)) -> Fraction:
     if raw is None:
         return default
+    if isinstance(raw, str):
+        return _parsed(raw, default)
     try:
         return parse_quantity(raw)[0]
     except QuantityError:
         log.warning("ignoring unparsable quantity %r on a FargateHost", raw)
         return default
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(raw: str, default: Fraction) -> Fraction:
+    """Reservations repeat a handful of sizes thousands of times: parse each once."""
+    try:
+        return parse_quantity(raw)[0]
+    except QuantityError:
+        log.warning("ignoring unparsable quantity %r on a FargateHost", raw)
+        return default
+
+
+def entry_size(entry: dict[str, Any]) -> tuple[int, int]:
+    """(cpu millis, memory bytes) of one reservation entry."""
+    return (math.ceil(_quantity(entry.get("cpu")) * 1000),
+            math.ceil(_quantity(entry.get("memory"))))
 
 
 def _number(x: float) -> str:
@@ -155,8 +174,9 @@ def reserved(reservations: dict[str, dict[str, Any]]) -> tuple[int, int]:
     """(cpu millis, memory bytes) held by these reservations."""
     cpu = mem = 0
     for entry in reservations.values():
-        cpu += math.ceil(_quantity(entry.get("cpu")) * 1000)
-        mem += math.ceil(_quantity(entry.get("memory")))
+        entry_cpu, entry_mem = entry_size(entry)
+        cpu += entry_cpu
+        mem += entry_mem
     return cpu, mem
 
 
@@ -175,12 +195,13 @@ def _renew_time(lease: dict[str, Any]) -> datetime.datetime | None:
 
 
 def _newer(candidate: str, current: str) -> bool:
-    """Whether resourceVersion `candidate` is at least `current`. Versions are opaque
+    """Whether resourceVersion `candidate` is newer than `current`. Versions are opaque
     to kube clients, but this server's (and etcd's) are increasing integers; the check
     only keeps a late watch event from overwriting a fresher write's result (a stale
-    version would cost a 409 and a re-read, never correctness)."""
+    version would cost a 409 and a re-read, never correctness), and the watch event of
+    our own write from being parsed a second time."""
     try:
-        return int(candidate) >= int(current)
+        return int(candidate) > int(current)
     except ValueError:
         return True
 
@@ -215,6 +236,9 @@ class HostPool:
                                 on_event=self._lease_event, on_relist=self._lease_relist)
         self._objects: dict[str, dict[str, Any]] = {}
         """Host name -> the freshest FargateHost object seen (watch or own write)."""
+        self._parsed: dict[str, tuple[dict[str, Any], Host]] = {}
+        """Host name -> (the object parsed, the Host): placement reads every host
+        for every pod, so each object is parsed once, not once per pod."""
         self._renewed: dict[str, datetime.datetime] = {}
         self._callbacks: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -327,12 +351,20 @@ class HostPool:
     def hosts(self) -> list[Host]:
         """Every registered host, by name (for status and reasons)."""
         now = datetime.datetime.now(datetime.UTC)
-        return [Host.from_object(obj, alive=self._alive(name, now))
+        return [self._host(name, obj, self._alive(name, now))
                 for name, obj in sorted(self._objects.items())]
 
     def get(self, name: str) -> Host | None:
         obj = self._objects.get(name)
-        return Host.from_object(obj, alive=self._alive(name)) if obj else None
+        return self._host(name, obj, self._alive(name)) if obj else None
+
+    def _host(self, name: str, obj: dict[str, Any], alive: bool) -> Host:
+        cached = self._parsed.get(name)
+        if cached is None or cached[0] is not obj:
+            cached = (obj, Host.from_object(obj))
+            self._parsed[name] = cached
+        host = cached[1]
+        return host if host.alive == alive else replace(host, alive=alive)
 
     def candidates(self, cpu_millis: int, memory_bytes: int, zones: set[str]) -> list[Host]:
         """Live hosts serving one of `zones` with room for the size, most used first
@@ -412,33 +444,38 @@ class HostPool:
                 for op in batch:
                     _settle([op], None if op.entry is None else gone)
                 return
-            current = Host.from_object(obj)
+            current = self._host(host, obj, True)
             reservations = dict(current.reservations)
+            used_cpu, used_mem = current.used_cpu_millis, current.used_memory_bytes
             outcomes: list[Exception | None] = []
             changed = False
             for op in batch:
                 if op.entry is None:
-                    changed |= reservations.pop(op.node, None) is not None
+                    gone = reservations.pop(op.node, None)
+                    if gone is not None:
+                        changed = True
+                        cpu, mem = entry_size(gone)
+                        used_cpu, used_mem = used_cpu - cpu, used_mem - mem
                     outcomes.append(None)
                 elif op.node in reservations:
                     outcomes.append(None)
                 else:
-                    cpu, mem = reserved({op.node: op.entry})
-                    used_cpu, used_mem = reserved(reservations)
+                    cpu, mem = entry_size(op.entry)
                     if (len(reservations) + 1 <= current.offered_pods
                             and used_cpu + cpu <= current.offered_cpu_millis
                             and used_mem + mem <= current.offered_memory_bytes):
                         reservations[op.node] = op.entry
+                        used_cpu, used_mem = used_cpu + cpu, used_mem + mem
                         changed = True
                         outcomes.append(None)
                     else:
-                        after = Host.from_object(
-                            {**obj, "status": {"reservations": reservations}})
-                        free = format_size(max(after.free_cpu_millis, 0),
-                                           max(after.free_memory_bytes, 0), spaced=True)
+                        free = format_size(max(current.offered_cpu_millis - used_cpu, 0),
+                                           max(current.offered_memory_bytes - used_mem, 0),
+                                           spaced=True)
+                        slots = max(current.offered_pods - len(reservations), 0)
                         outcomes.append(NoHostWithRoom(
                             f"host {host} has no room for {format_size(cpu, mem)}: free "
-                            f"{free}, {max(after.free_pods, 0)} micro-node slots"))
+                            f"{free}, {slots} micro-node slots"))
             if changed:
                 body = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
                         "metadata": {"name": host,
@@ -458,7 +495,13 @@ class HostPool:
                         continue
                     raise
                 self.writes += 1
-                self._store(dict(written))
+                stored = dict(written)
+                if self._store(stored):
+                    # What was written is known: no need to parse it back.
+                    self._parsed[host] = (stored, replace(
+                        current, used_cpu_millis=used_cpu, used_memory_bytes=used_mem,
+                        used_pods=len(reservations), reservations=reservations,
+                        resource_version=str(stored["metadata"].get("resourceVersion"))))
                 if any(op.entry is None for op in batch):
                     self._notify()  # a release in this pool frees capacity now
             for op, outcome in zip(batch, outcomes, strict=True):
