@@ -252,3 +252,121 @@ def test_profile_created_with_kubectl(cluster: Cluster) -> None:
     cluster.kubectl("delete", "fargateprofile", "batch", "--wait=true")
     assert cluster.profile("batch") is None
     assert cluster.kubectl("get", "pods", "-n", "batch", "-o", "name").stdout.strip() == ""
+
+
+def test_scheduler_binds_pods_on_micro_nodes_and_releases_them(cluster: Cluster) -> None:
+    """Issue 5, acceptance 2, through `nodeless up` and kubectl: webhook, scheduler (a
+    child process of `nodeless up`) and a registered test host (no containers)."""
+    import asyncio
+
+    from nodeless.kube import async_client
+    from tests.fargate.hosts_helper import register_test_host
+
+    async def register() -> None:
+        client = async_client(cluster.data_dir / "kubeconfig")
+        try:
+            await register_test_host(client, "host-1", cpu="16", memory="64Gi")
+        finally:
+            await client.close()
+
+    asyncio.run(register())
+    shown = nodeless("status", "--data-dir", str(cluster.data_dir))
+    assert "fargate-scheduler: ready" in shown.stdout, shown.stdout
+    big = {"spec": {"containers": [{"name": "big", "image": "nginx", "resources": {
+        "requests": {"cpu": "1", "memory": "8Gi"}}}]}}
+    cluster.kubectl("run", "big", "--image=nginx", "--overrides", json.dumps(big))
+    for name in ("small-1", "small-2"):
+        cluster.kubectl("run", name, "--image=nginx")
+    names = ("big", "small-1", "small-2")
+
+    def pods() -> dict[str, dict[str, Any]]:
+        listed = json.loads(cluster.kubectl("get", "pods", "-o", "json").stdout)["items"]
+        return {p["metadata"]["name"]: p for p in listed if p["metadata"]["name"] in names}
+
+    deadline = time.monotonic() + 30
+    while not all(p["spec"].get("nodeName") for p in pods().values()):
+        assert time.monotonic() < deadline, {n: p["spec"].get("nodeName")
+                                             for n, p in pods().items()}
+        time.sleep(0.2)
+    bound = pods()
+    import ipaddress
+
+    private = {s["metadata"]["name"]: s["spec"]["cidrBlock"] for s in json.loads(
+        cluster.kubectl("get", "subnets", "-o", "json").stdout)["items"] if s["spec"]["private"]}
+    ips = set()
+    for name, pod in bound.items():
+        node = json.loads(cluster.kubectl("get", "node", pod["spec"]["nodeName"], "-o",
+                                          "json").stdout)
+        ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+        assert node["metadata"]["name"] == f"fargate-ip-{ip.replace('.', '-')}" \
+                                           ".us-east-1.compute.internal"
+        assert node["metadata"]["labels"]["eks.amazonaws.com/compute-type"] == "fargate"
+        assert {"key": "eks.amazonaws.com/compute-type", "value": "fargate",
+                "effect": "NoSchedule"} in node["spec"]["taints"]
+        subnets = [ipaddress.ip_network(cidr) for cidr in private.values()
+                   if ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)]
+        assert len(subnets) == 1, f"{ip} is in no private subnet of {private}"
+        subnet = subnets[0]
+        assert ipaddress.ip_address(ip) not in (
+            [subnet.network_address + i for i in range(4)] + [subnet.broadcast_address])
+        ips.add(ip)
+        annotations = pod["metadata"]["annotations"]
+        if name == "big":  # 1 vCPU + 8 GB + 256 MB overhead -> 2 vCPU 9 GB
+            assert annotations["CapacityProvisioned"] == "2vCPU 9GB"
+            assert node["status"]["capacity"]["cpu"] == "2"
+            assert node["status"]["capacity"]["memory"] == "9Gi"
+        else:
+            assert annotations["CapacityProvisioned"] == "0.25vCPU 0.5GB"
+        events = json.loads(cluster.kubectl(
+            "get", "events", "--field-selector", f"involvedObject.name={name}",
+            "-o", "json").stdout)["items"]
+        assert any(e["reason"] == "Scheduled" and pod["spec"]["nodeName"] in e["message"]
+                   for e in events), events
+    assert len(ips) == 3
+
+    for name in names:
+        cluster.kubectl("delete", "pod", name, "--grace-period=0", "--force", "--wait=false")
+    nodes = {p["spec"]["nodeName"] for p in bound.values()}
+    deadline = time.monotonic() + 30
+    while True:
+        left = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+        held = [n["metadata"]["name"] for n in left if n["metadata"]["name"] in nodes]
+        allocations = json.loads(cluster.kubectl("get", "podipallocations", "-o",
+                                                 "json").stdout)["items"]
+        taken = [a for a in allocations if a["spec"]["ip"] in ips]
+        host = json.loads(cluster.kubectl("get", "fargatehost", "host-1", "-o", "json").stdout)
+        reserved = set((host.get("status") or {}).get("reservations") or {}) & nodes
+        if not held and not taken and not reserved:
+            break
+        assert time.monotonic() < deadline, (held, taken, reserved)
+        time.sleep(0.3)
+
+
+def test_scheduler_process_goes_with_nodeless_up(tmp_path: Path) -> None:
+    """The scheduler runs as a child of `nodeless up`: `down` stops it, and it does not
+    outlive a `nodeless up` killed with SIGKILL."""
+    import signal
+
+    def children() -> list[int]:
+        found = subprocess.run(["pgrep", "-f", f"nodeless.fargate.scheduler.*{tmp_path}"],
+                               capture_output=True, text=True)
+        return [int(p) for p in found.stdout.split()]
+
+    for stop in ("down", "kill"):
+        data_dir = tmp_path / stop
+        started = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port",
+                           str(free_port()), "--eks-port", "0")
+        assert started.returncode == 0, started.stdout + started.stderr
+        running = [p for p in children() if str(data_dir) in Path(
+            f"/proc/{p}/cmdline").read_text()]
+        assert len(running) == 1, running
+        if stop == "down":
+            assert nodeless("down", "--data-dir", str(data_dir)).returncode == 0
+        else:
+            pid = int((data_dir / "nodeless.pid").read_text())
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{running[0]}").exists() and \
+                "Z" not in Path(f"/proc/{running[0]}/stat").read_text().split()[2]:
+            assert time.monotonic() < deadline, f"scheduler survived `{stop}`"
+            time.sleep(0.1)
