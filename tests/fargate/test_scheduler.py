@@ -364,3 +364,54 @@ async def _clean(client: AsyncClient) -> None:
     for a in allocations:
         await client.delete(PodIPAllocation, a["metadata"]["name"])
 
+
+
+async def test_garbage_of_pods_gone_unseen_is_collected(server: RunningAPIServer,
+                                                        client: AsyncClient) -> None:
+    """Pods deleted while no scheduler ran: the next one's garbage collector releases
+    their nodes, IPs and reservations."""
+    await register_test_host(client, "host-gc", cpu="8", memory="32Gi")
+    names = [f"gone-{i}" for i in range(3)]
+    async with scheduler(server):
+        await create_pods(client, names)
+        await all_bound(client, len(names))
+    for name in names:
+        await client.delete(Pod, name, namespace=NS, grace_period=0)
+    nodes, allocations, reservations = await fargate_state(client)
+    assert len(nodes) == len(allocations) == len(reservations) == len(names)
+
+    async def released() -> bool:
+        nodes, allocations, reservations = await fargate_state(client)
+        return not nodes and not allocations and not reservations
+
+    async with scheduler(server, gc_interval=1.0):
+        await wait_for(released, 10)
+
+
+def stranded_pod(name: str, owner_kind: str | None) -> Pod:
+    """A pod as admission left it while no profile was ACTIVE: the default scheduler."""
+    meta: dict[str, Any] = {"name": name, "namespace": NS}
+    if owner_kind:
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner_kind,
+                                    "name": f"{name}-owner", "controller": True,
+                                    "uid": f"00000000-0000-0000-0000-{len(name):012d}"}]
+    return Pod.from_dict({"metadata": meta,  # type: ignore[no-any-return]
+                          "spec": {"containers": [{"name": "app", "image": "busybox"}]}})
+
+
+async def test_pods_created_before_their_profile_are_recreated(server: RunningAPIServer,
+                                                               client: AsyncClient) -> None:
+    for name, owner in (("owned", "ReplicaSet"), ("bare", None), ("daemon", "DaemonSet")):
+        await client.create(stranded_pod(name, owner))
+
+    async def owned_gone() -> bool:
+        return "owned" not in {p["metadata"]["name"] for p in await pods_of(client)}
+
+    async with scheduler(server, recreate_pending_pods=True):
+        await wait_for(owned_gone, 10)
+        recreating = [e for e in await events(client, "owned") if e["reason"] == "Recreating"]
+        assert len(recreating) == 1, recreating
+        assert f"Fargate profile {PROFILE}" in recreating[0]["message"]
+        assert "ReplicaSet owned-owner recreates it" in recreating[0]["message"]
+    # Nobody would recreate a bare pod; DaemonSet pods cannot run on Fargate.
+    assert {p["metadata"]["name"] for p in await pods_of(client)} == {"bare", "daemon"}

@@ -69,7 +69,9 @@ class ObjectCache:
                     fresh[key_of(item)] = item
                 version = _list_version(listing)
                 gone = {k: v for k, v in self.objects.items() if k not in fresh}
-                self.objects = fresh
+                # In place: others hold `objects` as a live view.
+                self.objects.clear()
+                self.objects.update(fresh)
                 for key, item in gone.items():
                     self._emit("DELETED", key, item)
                 for key, item in fresh.items():

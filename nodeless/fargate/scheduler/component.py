@@ -95,7 +95,8 @@ class Scheduler:
                      asyncio.create_task(deletions.run(), name="scheduler-deletions"),
                      asyncio.create_task(gc.run(), name="scheduler-gc")]
             if self.options.recreate_pending_pods:
-                pending = PendingPodRecreator(self.client, controller.profiles.objects)
+                pending = PendingPodRecreator(self.client, controller.profiles.objects,
+                                              synced=controller.profiles.synced)
                 self.pending = pending
                 controller.profiles.handler = lambda *_: pending.trigger()
                 tasks.append(asyncio.create_task(pending.run(), name="pending-pods"))

@@ -59,10 +59,12 @@ class PendingPodRecreator:
     """Sweeps stranded pods when a profile changes and every `interval` seconds."""
 
     def __init__(self, client: AsyncClient, profiles: Mapping[str, Mapping[str, Any]], *,
-                 interval: float = INTERVAL) -> None:
+                 synced: asyncio.Event | None = None, interval: float = INTERVAL) -> None:
         self.client = client
         self.profiles = profiles
         """Live view of the FargateProfiles by name (the scheduler's cache)."""
+        self.synced = synced
+        """Set once `profiles` is listed: a sweep before would find no profile at all."""
         self.interval = interval
         self._wanted = asyncio.Event()
 
@@ -71,6 +73,8 @@ class PendingPodRecreator:
         self._wanted.set()
 
     async def run(self) -> None:
+        if self.synced is not None:
+            await self.synced.wait()
         while True:
             try:
                 await self.sweep()
