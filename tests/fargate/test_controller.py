@@ -17,14 +17,14 @@ from lightkube.models.meta_v1 import Status
 from lightkube.resources.core_v1 import Event, Namespace, Pod
 from lightkube.types import PatchType
 
-from nodeless.fargate.components import install_crds, publish_subnets
 from nodeless.fargate.names import PROFILE_ANNOTATION, PROFILE_FINALIZER
 from nodeless.fargate.profiles.controller import ProfileController, WorkQueue
 from nodeless.fargate.resources import FargateProfile, Subnet
 from nodeless.fargate.settings import FargateSettings
 from nodeless.fargate.vpc import VPC, SubnetSpec, default_vpc, subnet_object
 from nodeless.kube import async_client
-from tests.fixtures.apiserver import RunningAPIServer, start_apiserver
+from tests.fixtures.apiserver import RunningAPIServer
+from tests.fixtures.fargate import fargate_apiserver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -38,22 +38,14 @@ OTHER_VPC = VPC("vpc-0other", "10.1.0.0/16", (SubnetSpec("subnet-0elsewhere", "1
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAPIServer]:
-    running = start_apiserver(tmp_path_factory.mktemp("controller"))
+    async def other_vpc_subnet(client: AsyncClient) -> None:
+        # A subnet of another VPC, not published by setup (so not pruned by it).
+        await client.create(Subnet(subnet_object(OTHER_VPC, OTHER_VPC.subnets[0])
+                                   | {"metadata": {"name": "subnet-0elsewhere"}}))
 
-    async def setup() -> None:
-        client = async_client(running.kubeconfig)
-        try:
-            await install_crds(client)
-            await publish_subnets(client, VPC_DEF)
-            # A subnet of another VPC, not published by setup (so not pruned by it).
-            await client.create(Subnet(subnet_object(OTHER_VPC, OTHER_VPC.subnets[0])
-                                       | {"metadata": {"name": "subnet-0elsewhere"}}))
-        finally:
-            await client.close()
-
-    asyncio.run(setup())
-    yield running
-    running.stop()
+    with fargate_apiserver(tmp_path_factory.mktemp("controller"), vpc=VPC_DEF,
+                           setup=other_vpc_subnet) as running:
+        yield running
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 from lightkube import AsyncClient
 
-from nodeless.fargate.components import install_crds
 from nodeless.fargate.resources import FargateHost
 from nodeless.fargate.scheduler.hosts import GIB, Host, HostPool, NoHostWithRoom
 from nodeless.kube import async_client
@@ -21,7 +20,8 @@ from tests.fargate.hosts_helper import (
     register_test_host,
     renew_test_host,
 )
-from tests.fixtures.apiserver import RunningAPIServer, start_apiserver
+from tests.fixtures.apiserver import RunningAPIServer
+from tests.fixtures.fargate import fargate_apiserver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -32,18 +32,8 @@ QUARTER = (250, GIB // 2)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAPIServer]:
-    running = start_apiserver(tmp_path_factory.mktemp("hosts"))
-
-    async def setup() -> None:
-        client = async_client(running.kubeconfig)
-        try:
-            await install_crds(client)
-        finally:
-            await client.close()
-
-    asyncio.run(setup())
-    yield running
-    running.stop()
+    with fargate_apiserver(tmp_path_factory.mktemp("hosts")) as running:
+        yield running
 
 
 @pytest.fixture

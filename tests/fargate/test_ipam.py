@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from nodeless.fargate.components import install_crds
 from nodeless.fargate.ipam import (
     AddressesExhausted,
     IPAllocator,
@@ -24,25 +23,16 @@ from nodeless.fargate.ipam import (
 from nodeless.fargate.names import HOST_LABEL, POD_UID_LABEL
 from nodeless.fargate.resources import PodIPAllocation
 from nodeless.kube import async_client
-from tests.fixtures.apiserver import RunningAPIServer, start_apiserver
+from tests.fixtures.apiserver import RunningAPIServer
+from tests.fixtures.fargate import fargate_apiserver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAPIServer]:
-    running = start_apiserver(tmp_path_factory.mktemp("ipam"))
-
-    async def setup() -> None:
-        client = async_client(running.kubeconfig)
-        try:
-            await install_crds(client)
-        finally:
-            await client.close()
-
-    asyncio.run(setup())
-    yield running
-    running.stop()
+    with fargate_apiserver(tmp_path_factory.mktemp("ipam")) as running:
+        yield running
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Event, Node, Pod
 from lightkube.types import PatchType
 
-from nodeless.fargate.components import install_crds, publish_subnets
 from nodeless.fargate.ipam import reserved_addresses
 from nodeless.fargate.names import (
     CAPACITY_ANNOTATION,
@@ -37,7 +36,8 @@ from nodeless.fargate.scheduler.component import Scheduler, SchedulerOptions
 from nodeless.fargate.vpc import default_vpc
 from nodeless.kube import async_client
 from tests.fargate.hosts_helper import delete_test_host, register_test_host
-from tests.fixtures.apiserver import RunningAPIServer, start_apiserver
+from tests.fixtures.apiserver import RunningAPIServer
+from tests.fixtures.fargate import fargate_apiserver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -51,29 +51,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAPIServer]:
-    running = start_apiserver(tmp_path_factory.mktemp("scheduler"))
+    async def setup(client: AsyncClient) -> None:
+        await client.create(FargateProfile({
+            "metadata": {"name": PROFILE},
+            "spec": {"podExecutionRoleArn": "arn:aws:iam::123456789012:role/pods",
+                     "subnets": sorted(PRIVATE), "selectors": [{"namespace": NS}]}}))
+        await client.patch(FargateProfile.Status, PROFILE, {"status": {"status": "ACTIVE"}},
+                           patch_type=PatchType.MERGE)
+        for ns in (NS, "kube-system"):
+            with contextlib.suppress(ApiError):
+                await client.create(codecs.from_dict({
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
 
-    async def setup() -> None:
-        client = async_client(running.kubeconfig)
-        try:
-            await install_crds(client)
-            await publish_subnets(client, VPC_DEF)
-            await client.create(FargateProfile({
-                "metadata": {"name": PROFILE},
-                "spec": {"podExecutionRoleArn": "arn:aws:iam::123456789012:role/pods",
-                         "subnets": sorted(PRIVATE), "selectors": [{"namespace": NS}]}}))
-            await client.patch(FargateProfile.Status, PROFILE, {"status": {"status": "ACTIVE"}},
-                               patch_type=PatchType.MERGE)
-            for ns in (NS, "kube-system"):
-                with contextlib.suppress(ApiError):
-                    await client.create(codecs.from_dict({
-                        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-        finally:
-            await client.close()
-
-    asyncio.run(setup())
-    yield running
-    running.stop()
+    with fargate_apiserver(tmp_path_factory.mktemp("scheduler"), vpc=VPC_DEF,
+                           setup=setup) as running:
+        yield running
 
 
 @pytest.fixture
