@@ -31,6 +31,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
+from nodeless.aiotasks import cancel_all, until_one_ends
 from nodeless.fargate.names import (
     API_VERSION,
     PROFILE_ANNOTATION,
@@ -184,14 +185,9 @@ class ProfileController:
                     raise RuntimeError(f"{task.get_name()} ended")
             if ready:
                 ready()
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-            raise RuntimeError("the profile controller's tasks ended")
+            await until_one_ends(tasks, "the profile controller's tasks")
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all(tasks)
             self.queue.close()
 
     # ---- informer: list, then watch from the list's resourceVersion ------------------

@@ -18,6 +18,7 @@ from typing import Any
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import Pod
 
+from nodeless.aiotasks import cancel_all, until_one_ends
 from nodeless.cli.child import ChildProcessComponent
 from nodeless.fargate.ipam import IPAllocator
 from nodeless.fargate.names import SCHEDULER_NAME
@@ -100,14 +101,9 @@ class Scheduler:
                 self.pending = pending
                 controller.profiles.handler = lambda *_: pending.trigger()
                 tasks.append(asyncio.create_task(pending.run(), name="pending-pods"))
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-            raise RuntimeError("a fargate-scheduler task ended")
+            await until_one_ends(tasks, "a fargate-scheduler task")
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all(tasks)
             await asyncio.gather(hosts.stop(), allocator.stop(), return_exceptions=True)
 
 

@@ -37,6 +37,7 @@ from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Node, Pod
 
+from nodeless.aiotasks import cancel_all, until_one_ends
 from nodeless.fargate import ipam, sizing
 from nodeless.fargate.names import HOST_LABEL, SCHEDULER_NAME
 from nodeless.fargate.profiles.controller import WorkQueue
@@ -116,16 +117,9 @@ class SchedulerController:
                        for i in range(self.workers)]
             if ready:
                 ready()
-            done, _ = await asyncio.wait([*informers, *workers],
-                                         return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-            raise RuntimeError("the fargate-scheduler's tasks ended")
+            await until_one_ends([*informers, *workers], "the fargate-scheduler's tasks")
         finally:
-            tasks = [*informers, *workers, *self._background]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all([*informers, *workers, *self._background])
             self.queue.close()
 
     def _on_pod(self, kind: str, key: str, pod: dict[str, Any]) -> None:
