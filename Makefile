@@ -13,7 +13,7 @@ SHELL := /bin/bash
 # firewall, local registry and image tools for test images, pause-like init).
 APT_PACKAGES := python3 python3-pip python3-venv ca-certificates \
 	etcd-server containerd runc containernetworking-plugins nftables \
-	docker-registry umoci skopeo catatonit
+	docker-registry umoci skopeo catatonit busybox-static
 
 export DEBIAN_FRONTEND := noninteractive
 # Only PyPI is reachable: use the system's Python, never a downloaded one; never re-lock.
