@@ -102,6 +102,32 @@ def issue_certificate(
     )
 
 
+def ensure_leaf(pki: PKI, stem: Path, name: str, sans: Iterable[str], *,
+                organizations: Iterable[str] = ()) -> tuple[Path, Path]:
+    """STEM.crt/STEM.key signed by the CA, issued again when missing, signed by another
+    CA, or within RENEW_BEFORE of expiry: the leaf of a webhook, an agent, a client."""
+    cert_path, key_path = stem.with_suffix(".crt"), stem.with_suffix(".key")
+    stem.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not leaf_fresh(cert_path, key_path, pki.ca_cert):
+        cert_pem, key_pem = issue_certificate(pki, name, sans, organizations=organizations)
+        write_atomic(key_path, key_pem, 0o600)
+        write_atomic(cert_path, cert_pem, 0o644)
+    return cert_path, key_path
+
+
+def leaf_fresh(cert_path: Path, key_path: Path, ca_path: Path) -> bool:
+    """Whether a leaf exists, was signed by this CA and is not near expiry."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
+        if not key_path.exists():
+            return False
+        cert.verify_directly_issued_by(ca)
+    except Exception:  # missing, garbled, or signed by another CA: issue a new one
+        return False
+    return cert.not_valid_after_utc - _now() > RENEW_BEFORE
+
+
 def serving_sans(extra_sans: Iterable[str] = ()) -> list[str]:
     """The names the API server answers to: loopback, in-cluster names, host, extras."""
     names = [*BUILTIN_SANS, socket.gethostname(), *extra_sans]

@@ -30,6 +30,7 @@ from nodeless.apiserver.http.handlers import (
     ResourceHandler,
 )
 from nodeless.apiserver.http.openapi import add_openapi_routes
+from nodeless.apiserver.kubelet import KubeletClient, ensure_client_certificate
 from nodeless.apiserver.metrics import Metrics
 from nodeless.apiserver.objects import (
     ListOptions,
@@ -97,6 +98,7 @@ class APIServer:
         self.objects = ObjectStore(store, services=self.services, admission=self.admission,
                                    on_change=self._on_change)
         self.authenticator = Authenticator(config.data_dir / "tokens.csv")
+        self._kubelets: KubeletClient | None = None
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
         self.watch_tasks: set[asyncio.Task[Any]] = set()
@@ -179,6 +181,9 @@ class APIServer:
 
         with contextlib.suppress(errors.NotFound):
             await self.objects._guaranteed_update(crd_rt, None, name, drop_finalizer, ctx)
+
+    def node_type(self) -> ResourceType:
+        return self._type("", "v1", "nodes")
 
     def _type(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self.registry.get(group, version, plural)
@@ -276,7 +281,16 @@ class APIServer:
             except Exception:
                 log.exception("compaction failed")
 
+    def kubelets(self) -> KubeletClient:
+        """The client for node agents (`kubectl logs`), with the server's own certificate."""
+        if self._kubelets is None:
+            material = pki.ensure_pki(self.config.data_dir, extra_sans=self.config.extra_sans)
+            self._kubelets = KubeletClient(*ensure_client_certificate(material))
+        return self._kubelets
+
     async def close(self) -> None:
+        if self._kubelets is not None:
+            await self._kubelets.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

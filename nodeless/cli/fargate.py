@@ -204,8 +204,7 @@ def _webhook_tls(cert_dir: Path | None, state: Path, hosts: list[str]
         if missing:
             raise _fail(f"--cert-dir lacks {', '.join(missing)}")
         return files
-    from nodeless.apiserver.pki import ensure_pki
-    from nodeless.fargate.components import ensure_leaf
+    from nodeless.apiserver.pki import ensure_leaf, ensure_pki
 
     pki = ensure_pki(state)
     cert, key = ensure_leaf(pki, state / "fargate" / "webhook", "fargate-webhook",
@@ -214,8 +213,7 @@ def _webhook_tls(cert_dir: Path | None, state: Path, hosts: list[str]
 
 
 def _eks_tls(state: Path, host: str) -> tuple[Path, Path]:
-    from nodeless.apiserver.pki import ensure_pki
-    from nodeless.fargate.components import ensure_leaf
+    from nodeless.apiserver.pki import ensure_leaf, ensure_pki
 
     hosts = ["127.0.0.1", "localhost", "::1"]
     if host not in ("0.0.0.0", "::", ""):

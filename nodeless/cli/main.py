@@ -90,6 +90,9 @@ class UpOptions:
     profile_activation_delay: float = 0.0
     recreate_pending_pods: bool = True
     """Recreate controller-owned pods left Pending because they predate their profile."""
+    agent: bool = True
+    """Run the local registry and a host agent (containerd): this machine runs pods."""
+    registry_port: int = 6445
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,17 @@ def up(
             "Fargate profile was ACTIVE, so they come back on Fargate (EKS leaves them).",
         ),
     ] = True,
+    agent: Annotated[
+        bool,
+        typer.Option(
+            "--agent/--no-agent",
+            help="Run a host agent (containerd, pod networking) and a local registry, so "
+            "pods run on this machine; --no-agent runs the control plane only.",
+        ),
+    ] = True,
+    registry_port: Annotated[
+        int, typer.Option(help="Port of the local OCI registry (127.0.0.1); 0: a free one.")
+    ] = 6445,
 ) -> None:
     """Start nodeless on this machine: the control plane and the components it runs.
 
@@ -190,6 +204,8 @@ def up(
         default_profile=default_profile,
         profile_activation_delay=profile_activation_delay,
         recreate_pending_pods=recreate_pending_pods,
+        agent=agent,
+        registry_port=registry_port,
     )
     config = APIServerConfig(
         data_dir=_data_dir(data_dir),
@@ -215,10 +231,34 @@ def components(config: APIServerConfig, options: UpOptions | None = None) -> lis
 
     options = options or UpOptions()
     settings = fargate_settings(config, options)
-    return [
+    parts: list[Component] = [
         APIServerComponent(config),
         *fargate_components(settings, activation_delay=options.profile_activation_delay),
     ]
+    if options.agent:
+        parts += data_path_components(config, settings, options)
+    return parts
+
+
+def data_path_components(config: APIServerConfig, settings: FargateSettings,
+                         options: UpOptions) -> list[Component]:
+    """The local registry and the host agent; endpoints.json learns where they are."""
+    from nodeless.agent.component import AgentComponent, RegistryComponent
+
+    paths = Paths(config.data_dir)
+    registry = RegistryComponent(config.data_dir, port=options.registry_port)
+    agent = AgentComponent(config.data_dir, kubeconfig=settings.kubeconfig, registry=registry)
+    assert settings.kubeconfig is not None
+
+    def publish(ready: RegistryComponent) -> None:
+        endpoints = json.loads(paths.endpoints.read_text())
+        endpoints["registry"] = ready.registry.address if ready.registry else None
+        endpoints["containerd"] = str(agent.containerd_socket)
+        write_atomic(paths.endpoints, (json.dumps(endpoints, indent=2) + "\n").encode(),
+                     0o644)
+
+    registry.on_ready = publish
+    return [registry, agent]
 
 
 def fargate_settings(config: APIServerConfig, options: UpOptions) -> FargateSettings:
@@ -258,6 +298,8 @@ def _check_ports(config: APIServerConfig, options: UpOptions) -> None:
         ports.append((options.eks_port or 0, "--eks-port"))
     if options.webhook_port:
         ports.append((options.webhook_port, "--webhook-port"))
+    if options.agent and options.registry_port:
+        ports.append((options.registry_port, "--registry-port"))
     for port, flag in ports:
         if _port_in_use(config.host, port):
             raise _fail(f"port {port} on {config.host} is already in use; choose {flag}")
@@ -519,9 +561,21 @@ def status(data_dir: DataDirOpt = None) -> None:
     table.add_row("components", "\n".join(
         f"{name}: " + ("[green]ready[/]" if state == "ready" else f"[yellow]{state}[/]")
         for name, state in parts.items()))
-    eks = _read_json(paths.endpoints).get("eks")
-    if eks:
+    endpoints = _read_json(paths.endpoints)
+    if eks := endpoints.get("eks"):
         table.add_row("eks api", str(eks))
+    if registry := endpoints.get("registry"):
+        table.add_row("registry", str(registry))
+    if "host-agent" in parts:
+        from nodeless.agent.component import (
+            LAPTOP_OVERCOMMIT_CPU,
+            LAPTOP_OVERCOMMIT_MEMORY,
+            LAPTOP_PODS,
+        )
+        table.add_row("host", f"this machine offers cpu x{LAPTOP_OVERCOMMIT_CPU:g} and "
+                      f"memory x{LAPTOP_OVERCOMMIT_MEMORY:g} its own, up to {LAPTOP_PODS} "
+                      "micro-nodes: overcommitted, so a laptop runs hundreds of small pods "
+                      "(a production host agent offers x1, Fargate's guarantee)")
     table.add_row("kubeconfig", str(paths.kubeconfig))
     table.add_row("log", str(paths.log))
     out.print(table)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from typing import Any
 
 import httpx
 import yaml
-from cryptography import x509
 from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
@@ -71,8 +69,8 @@ def prepare_local(data_dir: Path, server_url: str, *, cluster: str, region: str,
     config = build_kubeconfig(server_url, pki.ca_pem(), token, cluster=cluster, user=USER)
     write_atomic(kubeconfig, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
     sans = ["127.0.0.1", "localhost", "::1"]
-    webhook_cert, webhook_key = ensure_leaf(pki, own / "webhook", "fargate-webhook", sans)
-    eks_cert, eks_key = ensure_leaf(pki, own / "eks", "eks-api", sans)
+    webhook_cert, webhook_key = pki_mod.ensure_leaf(pki, own / "webhook", "fargate-webhook", sans)
+    eks_cert, eks_key = pki_mod.ensure_leaf(pki, own / "eks", "eks-api", sans)
     settings = FargateSettings(
         kubeconfig=kubeconfig,
         vpc=vpc_mod.load_vpc(data_dir / "vpc.yaml", cluster, region),
@@ -86,31 +84,6 @@ def prepare_local(data_dir: Path, server_url: str, *, cluster: str, region: str,
         eks_key=eks_key,
     )
     return dataclasses.replace(settings, **overrides)
-
-
-def ensure_leaf(pki: pki_mod.PKI, stem: Path, name: str, sans: list[str]) -> tuple[Path, Path]:
-    """STEM.crt/STEM.key signed by `pki`'s CA, issued again when missing, signed by
-    another CA, or within a month of expiry."""
-    cert_path, key_path = stem.with_suffix(".crt"), stem.with_suffix(".key")
-    stem.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not _leaf_fresh(cert_path, key_path, pki.ca_cert):
-        cert_pem, key_pem = pki_mod.issue_certificate(pki, name, sans)
-        write_atomic(key_path, key_pem, 0o600)
-        write_atomic(cert_path, cert_pem, 0o644)
-    return cert_path, key_path
-
-
-def _leaf_fresh(cert_path: Path, key_path: Path, ca_path: Path) -> bool:
-    try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
-        if not key_path.exists():
-            return False
-        cert.verify_directly_issued_by(ca)
-    except Exception:  # missing, garbled, or signed by another CA: issue a new one
-        return False
-    left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
-    return left > pki_mod.RENEW_BEFORE
 
 
 # ------------------------------------------------------------------ setup

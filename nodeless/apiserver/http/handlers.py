@@ -20,6 +20,7 @@ from aiohttp import web
 from nodeless.apiserver import errors, strategy
 from nodeless.apiserver.http import codec
 from nodeless.apiserver.http.request import RequestInfo, parse_resource_path
+from nodeless.apiserver.kubelet import log_container
 from nodeless.apiserver.objects import (
     ListOptions,
     RequestContext,
@@ -46,6 +47,8 @@ METRICS_VERB = web.RequestKey("metrics_verb", str)
 METRICS_RESOURCE = web.RequestKey("metrics_resource", str)
 
 _BOOKMARK_INTERVAL = 60.0
+_LOG_PARAMS = {"follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
+               "limitBytes"}
 _FIELD_VALIDATION = {"Strict", "Warn", "Ignore"}
 
 
@@ -119,6 +122,9 @@ class ResourceHandler:
         request[METRICS_RESOURCE] = rt.plural
         codec.check_acceptable(request)
         if method == "GET":
+            if info.subresource == "log":
+                request[METRICS_VERB] = "GET"
+                return await self._logs(request, rt, info)
             if info.name and not info.legacy_watch:
                 request[METRICS_VERB] = "GET"
                 return await self._get(request, rt, info)
@@ -157,6 +163,28 @@ class ResourceHandler:
         if info.subresource == "scale":
             return codec.json_response(_scale_of(rt, obj))
         return self._respond_object(request, rt, obj)
+
+    async def _logs(self, request: web.Request, rt: ResourceType, info: RequestInfo
+                    ) -> web.StreamResponse:
+        """pods/log: the pod's agent streams it (kubelet's /containerLogs), relayed as is."""
+        if rt.kind != "Pod" or rt.group or not info.name:
+            raise errors.NotFound("the server could not find the requested resource")
+        pod = await self.server.objects.get(rt, info.namespace, info.name)
+        container = log_container(pod, request.query.get("container"))
+        node = await self.server.objects.get(self.server.node_type(), None,
+                                             pod["spec"]["nodeName"])
+        query = {k: v for k, v in request.query.items() if k in _LOG_PARAMS}
+        upstream = await self.server.kubelets().container_logs(
+            node, info.namespace or "", info.name, container, query)
+        try:
+            response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+        finally:
+            upstream.release()
 
     def _respond_object(self, request: web.Request, rt: ResourceType, obj: dict[str, Any],
                         status: int = 200, warnings: list[str] | None = None) -> web.Response:

@@ -39,12 +39,13 @@ class ObjectCache:
     """Objects of one resource (optionally narrowed by field selectors), kept current."""
 
     def __init__(self, client: AsyncClient, resource: Any, *, namespace: str | None = None,
-                 fields: dict[str, str] | None = None, handler: Handler | None = None,
-                 name: str = "") -> None:
+                 fields: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+                 handler: Handler | None = None, name: str = "") -> None:
         self.client = client
         self.resource = resource
         self.namespace = namespace
         self.fields = fields
+        self.labels = labels
         self.handler = handler
         self.name = name or getattr(resource, "__name__", "objects")
         self.objects: dict[str, dict[str, Any]] = {}
@@ -59,7 +60,7 @@ class ObjectCache:
         failures = 0
         while True:
             try:
-                kwargs: dict[str, Any] = {"fields": self.fields}
+                kwargs: dict[str, Any] = {"fields": self.fields, "labels": self.labels}
                 if self.namespace is not None:
                     kwargs["namespace"] = self.namespace
                 listing = self.client.list(self.resource, **kwargs)
