@@ -90,6 +90,8 @@ class UpOptions:
     profile_activation_delay: float = 0.0
     recreate_pending_pods: bool = True
     """Recreate controller-owned pods left Pending because they predate their profile."""
+    controllers: bool = True
+    """Run the workload controllers (off where kube-controller-manager runs them)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,14 @@ def up(
             "Fargate profile was ACTIVE, so they come back on Fargate (EKS leaves them).",
         ),
     ] = True,
+    controllers: Annotated[
+        bool,
+        typer.Option(
+            "--controllers/--no-controllers",
+            help="Run the workload controllers (Deployment, ReplicaSet, Job, DaemonSet, "
+            "Endpoints, garbage collector, namespaces), as kube-controller-manager does.",
+        ),
+    ] = True,
 ) -> None:
     """Start nodeless on this machine: the control plane and the components it runs.
 
@@ -190,6 +200,7 @@ def up(
         default_profile=default_profile,
         profile_activation_delay=profile_activation_delay,
         recreate_pending_pods=recreate_pending_pods,
+        controllers=controllers,
     )
     config = APIServerConfig(
         data_dir=_data_dir(data_dir),
@@ -218,7 +229,19 @@ def components(config: APIServerConfig, options: UpOptions | None = None) -> lis
     return [
         APIServerComponent(config),
         *fargate_components(settings, activation_delay=options.profile_activation_delay),
+        *_workload_controllers(config, options),
     ]
+
+
+def _workload_controllers(config: APIServerConfig, options: UpOptions) -> list[Component]:
+    """The workload controllers (issue 7), a child process with its own kubeconfig."""
+    if not options.controllers:
+        return []
+    from nodeless.apiserver.pki import PKI
+    from nodeless.controllers.component import controllers_component, prepare_kubeconfig
+
+    ca_pem = PKI.at(config.data_dir).ca_cert.read_bytes()
+    return [controllers_component(prepare_kubeconfig(config.data_dir, _url(config), ca_pem))]
 
 
 def fargate_settings(config: APIServerConfig, options: UpOptions) -> FargateSettings:
@@ -350,6 +373,7 @@ def _up_detached(config: APIServerConfig, options: UpOptions, paths: Paths,
         "--webhook-port", str(options.webhook_port),
         "--default-profile" if options.default_profile else "--no-default-profile",
         "--profile-activation-delay", str(options.profile_activation_delay),
+        "--controllers" if options.controllers else "--no-controllers",
     ]  # fmt: skip
     if config.store == "etcd":
         argv += ["--etcd-endpoints", ",".join(config.etcd_endpoints)]
