@@ -93,6 +93,8 @@ class UpOptions:
     agent: bool = True
     """Run the local registry and a host agent (containerd): this machine runs pods."""
     registry_port: int = 6445
+    controllers: bool = True
+    """Run the workload controllers (off where kube-controller-manager runs them)."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,14 @@ def up(
     registry_port: Annotated[
         int, typer.Option(help="Port of the local OCI registry (127.0.0.1); 0: a free one.")
     ] = 6445,
+    controllers: Annotated[
+        bool,
+        typer.Option(
+            "--controllers/--no-controllers",
+            help="Run the workload controllers (Deployment, ReplicaSet, Job, DaemonSet, "
+            "Endpoints, garbage collector, namespaces), as kube-controller-manager does.",
+        ),
+    ] = True,
 ) -> None:
     """Start nodeless on this machine: the control plane and the components it runs.
 
@@ -206,6 +216,7 @@ def up(
         recreate_pending_pods=recreate_pending_pods,
         agent=agent,
         registry_port=registry_port,
+        controllers=controllers,
     )
     config = APIServerConfig(
         data_dir=_data_dir(data_dir),
@@ -234,6 +245,7 @@ def components(config: APIServerConfig, options: UpOptions | None = None) -> lis
     parts: list[Component] = [
         APIServerComponent(config),
         *fargate_components(settings, activation_delay=options.profile_activation_delay),
+        *_workload_controllers(config, options),
     ]
     if options.agent:
         parts += data_path_components(config, settings, options)
@@ -259,6 +271,17 @@ def data_path_components(config: APIServerConfig, settings: FargateSettings,
 
     registry.on_ready = publish
     return [registry, agent]
+
+
+def _workload_controllers(config: APIServerConfig, options: UpOptions) -> list[Component]:
+    """The workload controllers (issue 7), a child process with its own kubeconfig."""
+    if not options.controllers:
+        return []
+    from nodeless.apiserver.pki import PKI
+    from nodeless.controllers.component import controllers_component, prepare_kubeconfig
+
+    ca_pem = PKI.at(config.data_dir).ca_cert.read_bytes()
+    return [controllers_component(prepare_kubeconfig(config.data_dir, _url(config), ca_pem))]
 
 
 def fargate_settings(config: APIServerConfig, options: UpOptions) -> FargateSettings:
@@ -392,6 +415,11 @@ def _up_detached(config: APIServerConfig, options: UpOptions, paths: Paths,
         "--webhook-port", str(options.webhook_port),
         "--default-profile" if options.default_profile else "--no-default-profile",
         "--profile-activation-delay", str(options.profile_activation_delay),
+        "--controllers" if options.controllers else "--no-controllers",
+        "--agent" if options.agent else "--no-agent",
+        "--registry-port", str(options.registry_port),
+        "--recreate-pending-pods" if options.recreate_pending_pods
+        else "--no-recreate-pending-pods",
     ]  # fmt: skip
     if config.store == "etcd":
         argv += ["--etcd-endpoints", ",".join(config.etcd_endpoints)]
