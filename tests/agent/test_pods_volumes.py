@@ -18,6 +18,7 @@ from nodeless.agent.pods.volumes import FileProjection, PodVolumes, write_atomic
 MIB = 2**20
 
 
+
 @dataclass
 class Objects:
     configmaps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
