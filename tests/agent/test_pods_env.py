@@ -20,7 +20,6 @@ from nodeless.agent.pods.env import (
 from nodeless.agent.pods.errors import ContainerConfigError
 
 
-
 @dataclass
 class Sources:
     configmaps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
