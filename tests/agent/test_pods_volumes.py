@@ -269,3 +269,25 @@ async def test_nfs_mount_failure_is_a_clear_failed_mount(tmp_path: Path,
 def test_atomic_writer_rejects_escaping_paths(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="invalid path"):
         write_atomic(str(tmp_path), {"../x": FileProjection(b"", 0o644)})
+
+
+async def test_api_token_source_against_the_api_server(apiserver: Any) -> None:
+    """The real API server: a token when it serves TokenRequest, else an error saying so
+    (the embedded server does not serve serviceaccounts/token yet)."""
+    from nodeless.agent.pods.volumes import ApiTokenSource
+    from nodeless.kube import async_client
+
+    client = async_client(apiserver.kubeconfig)
+    try:
+        source = ApiTokenSource(client)
+        try:
+            token, expiry = await source.request_token(
+                "default", "default", audiences=[], expiration_seconds=3600, pod_name="p",
+                pod_uid="u")
+        except RuntimeError as e:
+            assert str(e) == ("the API server does not serve serviceaccounts/token "
+                              "(TokenRequest), needed for projected service account tokens")
+        else:
+            assert token and expiry > time.time()
+    finally:
+        await client.close()

@@ -77,9 +77,12 @@ class ApiTokenSource:
                             pod_uid: str) -> tuple[str, float]:
         from lightkube import ApiError
         from lightkube.models.authentication_v1 import BoundObjectReference, TokenRequestSpec
+        from lightkube.models.meta_v1 import ObjectMeta
         from lightkube.resources.core_v1 import ServiceAccount
 
-        request = ServiceAccount.Token(spec=TokenRequestSpec(
+        request = ServiceAccount.Token(
+            metadata=ObjectMeta(name=service_account, namespace=namespace),
+            spec=TokenRequestSpec(
             audiences=audiences, expirationSeconds=expiration_seconds,
             boundObjectRef=BoundObjectReference(kind="Pod", apiVersion="v1", name=pod_name,
                                                 uid=pod_uid)))
