@@ -7,14 +7,15 @@ from typing import Any
 import pytest
 from cri_api.v1 import api_pb2
 
-from nodeless.agent.pods.restarts import CrashLoopBackoff, plan, should_restart
+from nodeless.agent.pods.containers import HASH_ANNOTATION, container_hash
+from nodeless.agent.pods.restarts import CrashLoopBackoff, Kill, Plan, plan, should_restart
 
 RUNNING, EXITED, CREATED = api_pb2.CONTAINER_RUNNING, api_pb2.CONTAINER_EXITED, \
     api_pb2.CONTAINER_CREATED
 
 
-def cs(state: int, exit_code: int = 0) -> api_pb2.ContainerStatus:
-    return api_pb2.ContainerStatus(state=state, exit_code=exit_code)
+def cs(state: int, exit_code: int = 0, cid: str = "") -> api_pb2.ContainerStatus:
+    return api_pb2.ContainerStatus(id=cid, state=state, exit_code=exit_code)
 
 
 def make_pod(policy: str = "Always", inits: list[dict[str, Any]] | None = None,
@@ -65,16 +66,43 @@ def test_failed_init_container_fails_a_never_pod() -> None:
 
 
 def test_sidecar_must_start_before_the_next_init_container() -> None:
-    p = make_pod(inits=[{"name": "proxy", "restartPolicy": "Always"}, {"name": "migrate"}])
+    p = make_pod(inits=[{"name": "proxy", "restartPolicy": "Always",
+                         "startupProbe": {"tcpSocket": {"port": 15000}}}, {"name": "migrate"}])
     assert plan(p, {}).start_init == ["proxy"]
-    waiting = plan(p, {"proxy": cs(RUNNING)}, started=lambda n: False)
+    waiting = plan(p, {"proxy": cs(RUNNING)}, startup=lambda n: None)
     assert waiting.start_init == [] and not waiting.initialized
-    assert plan(p, {"proxy": cs(RUNNING)}).start_init == ["migrate"]
-    after = plan(p, {"proxy": cs(RUNNING), "migrate": cs(EXITED, 0)})
+    assert plan(p, {"proxy": cs(RUNNING)}, startup=lambda n: True).start_init == ["migrate"]
+    failed = plan(p, {"proxy": cs(RUNNING, cid="s1")}, startup=lambda n: False)
+    assert failed.start_init == ["proxy"]
+    assert failed.kill == [Kill("proxy", "s1", "Init container proxy failed startup probe",
+                                "StartupProbe")]
+    after = plan(p, {"proxy": cs(RUNNING), "migrate": cs(EXITED, 0)}, startup=lambda n: True)
     assert after.initialized and after.start == ["app"]
     # A sidecar that dies after initialization is restarted; the init is not rerun.
     later = plan(p, {"proxy": cs(EXITED, 137), "migrate": cs(EXITED, 0), "app": cs(RUNNING)})
-    assert later.start_init == ["proxy"] and later.start == []
+    assert later.start_init == ["proxy"] and later.start == [] and later.initialized
+
+
+def test_running_containers_killed_on_failed_probes_or_changed_image() -> None:
+    app = {"name": "app", "image": "busybox:1", "livenessProbe": {"exec": {}},
+           "startupProbe": {"exec": {}}}
+    p = make_pod()
+    p["spec"]["containers"] = [app]
+    running = api_pb2.ContainerStatus(id="c1", state=RUNNING,
+                                      annotations={HASH_ANNOTATION: container_hash(app)})
+    assert plan(p, {"app": running}) == Plan(initialized=True)
+    live = plan(p, {"app": running}, liveness=lambda n: False)
+    assert live.kill == [Kill("app", "c1", "Container app failed liveness probe, will be "
+                              "restarted", "LivenessProbe")] and live.start == ["app"]
+    start = plan(p, {"app": running}, startup=lambda n: False)
+    assert start.kill[0].message == "Container app failed startup probe, will be restarted"
+    p["spec"]["restartPolicy"] = "Never"
+    never = plan(p, {"app": running}, liveness=lambda n: False)
+    assert never.kill[0].message == "Container app failed liveness probe" and not never.start
+    p["spec"]["containers"] = [{**app, "image": "busybox:2"}]
+    changed = plan(p, {"app": running})
+    assert changed.kill[0].message == "Container app definition changed, will be restarted"
+    assert changed.start == ["app"]
 
 
 class Clock:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cri_api.v1 import api_pb2
 
+from nodeless.agent.pods.containers import HASH_ANNOTATION, container_hash
 from nodeless.agent.pods.podutil import (
     Container,
     Pod,
@@ -29,6 +30,7 @@ MAX_BACKOFF = 300.0
 
 RUNNING = api_pb2.CONTAINER_RUNNING
 EXITED = api_pb2.CONTAINER_EXITED
+CREATED = api_pb2.CONTAINER_CREATED
 
 
 def should_restart(pod: Pod, container: Container,
@@ -53,60 +55,142 @@ def should_restart(pod: Pod, container: Container,
     return True
 
 
+@dataclass(frozen=True)
+class Kill:
+    """A container to stop; `message` is the `Killing` Event's text."""
+
+    name: str
+    container_id: str
+    message: str
+    reason: str = ""
+    """"", "StartupProbe", "LivenessProbe" or "Unknown" (which grace period applies)."""
+
+
 @dataclass
 class Plan:
-    """What the worker does next for a pod whose sandbox is ready."""
+    """What the worker does next for a pod whose sandbox is ready (computePodActions)."""
 
     start_init: list[str] = field(default_factory=list)
-    """Init containers to start, in order (a restarted sidecar and/or the next init)."""
+    """Init containers to start, in spec order (the next init and/or sidecars to restart)."""
     start: list[str] = field(default_factory=list)
-    """Regular containers to start (only once initialization is done)."""
+    """Regular containers to start (only once the pod has initialized)."""
+    kill: list[Kill] = field(default_factory=list)
+    """Running containers to stop first (failed probes, changed definition, unknown state)."""
     initialized: bool = False
     kill_pod: bool = False
     """An init container failed under restartPolicy Never: the pod fails."""
     failed_init: str | None = None
 
 
-def plan(pod: Pod, latest: Mapping[str, api_pb2.ContainerStatus | None],
-         started: Callable[[str], bool] = lambda name: True) -> Plan:
-    """The next start actions. latest: newest CRI status per container name (absent: never
-    created). started(name): the container's startup probe has succeeded (or it has none)
-    and its postStart hook ran; a sidecar must be started before the next init runs."""
+ProbeResult = Callable[[str], bool | None]
+"""container name -> the probe's result for its current instance (None: none yet)."""
+
+
+def _none(name: str) -> bool | None:
+    return None
+
+
+def plan(pod: Pod, latest: Mapping[str, api_pb2.ContainerStatus | None], *,
+         startup: ProbeResult = _none, liveness: ProbeResult = _none) -> Plan:
+    """The next actions, as kubelet's computeInitContainerActions + computePodActions.
+
+    latest: newest CRI status per container name (absent: never created). Init
+    containers run one at a time; a sidecar must be running and, with a startup probe,
+    have passed it before the next one starts; a failed init container is retried, or
+    fails the pod under restartPolicy Never. Once initialized, regular containers are
+    started per should_restart, and running ones killed (and restarted unless the policy
+    is Never) when their liveness or startup probe failed or their image/name changed."""
     out = Plan()
-    spec_policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return out
-    any_regular_started = any(
-        (s := latest.get(c.get("name", ""))) is not None and s.state in (RUNNING, EXITED)
+    restart_on_failure = ((pod.get("spec") or {}).get("restartPolicy") or "Always") != "Never"
+    inits = init_containers(pod)
+    initialized = not inits or any(
+        (s := latest.get(c.get("name", ""))) is not None and s.state in (CREATED, RUNNING)
         for c in regular_containers(pod))
-    for c in init_containers(pod):
+    previously = initialized
+    starts: list[int] = []
+    for i in range(len(inits) - 1, -1, -1):
+        c = inits[i]
         name = c.get("name", "")
         status = latest.get(name)
-        if is_sidecar(c):
-            if status is None or status.state != RUNNING:
-                out.start_init.append(name)
-                if status is None and not any_regular_started:
-                    return out  # start it, then wait until it has started
-                continue
-            if not started(name) and not any_regular_started:
-                return out
+        sidecar = is_sidecar(c)
+        if status is None:
+            if previously and sidecar:
+                starts.append(i)
             continue
-        if any_regular_started:
-            continue  # initialization finished before; regular init containers never rerun
-        if status is None or status.state not in (RUNNING, EXITED):
-            out.start_init.append(name)
-            return out
-        if status.state == RUNNING:
-            return out
-        if status.exit_code != 0:
-            if spec_policy == "Never":
+        if previously and not sidecar:
+            continue
+        if status.state == CREATED:
+            starts.append(i)
+        elif status.state == RUNNING:
+            if sidecar:
+                ready = True
+                if c.get("startupProbe"):
+                    result = startup(name)
+                    if result is not True:
+                        ready = False
+                        if result is False:
+                            out.kill.append(Kill(name, status.id, f"Init container {name} failed "
+                                                 "startup probe", "StartupProbe"))
+                            starts.append(i)
+                if ready:
+                    if i == len(inits) - 1:
+                        initialized = True
+                    elif not previously:
+                        starts.append(i + 1)
+                    if c.get("livenessProbe") and liveness(name) is False:
+                        out.kill.append(Kill(name, status.id, f"Init container {name} failed "
+                                             "liveness probe", "LivenessProbe"))
+                        starts.append(i)
+        elif status.state == EXITED:
+            if sidecar:
+                starts.append(i)
+            elif status.exit_code != 0:
+                if not restart_on_failure:
+                    return Plan(kill_pod=True, failed_init=name)
+                starts.append(i)
+            elif i == len(inits) - 1:
+                initialized = True
+            else:
+                starts.append(i + 1)
+        else:
+            if not sidecar and not restart_on_failure:
                 return Plan(kill_pod=True, failed_init=name)
-            out.start_init.append(name)
-            return out
-    out.initialized = True
+            out.kill.append(Kill(name, status.id, 'Init container is in "unknown" state, try '
+                                 "killing it before restart", "Unknown"))
+            starts.append(i)
+        previously = True
+    if not previously:
+        starts.append(0)
+    out.start_init = [inits[i].get("name", "") for i in sorted(set(starts))]
+    out.initialized = initialized
+    if not initialized:
+        return out
     for c in regular_containers(pod):
-        if should_restart(pod, c, latest.get(c.get("name", ""))):
-            out.start.append(c.get("name", ""))
+        name = c.get("name", "")
+        status = latest.get(name)
+        if status is None or status.state != RUNNING:
+            if should_restart(pod, c, status):
+                out.start.append(name)
+                if status is not None and status.state not in (CREATED, EXITED):
+                    out.kill.append(Kill(name, status.id, 'Container is in "unknown" state, '
+                                         "try killing it before restart", "Unknown"))
+            continue
+        restart, reason = restart_on_failure, ""
+        recorded = status.annotations.get(HASH_ANNOTATION)
+        if recorded and recorded != container_hash(c):
+            message, restart = f"Container {name} definition changed", True
+        elif c.get("livenessProbe") and liveness(name) is False:
+            message, reason = f"Container {name} failed liveness probe", "LivenessProbe"
+        elif c.get("startupProbe") and startup(name) is False:
+            message, reason = f"Container {name} failed startup probe", "StartupProbe"
+        else:
+            continue
+        if restart:
+            message += ", will be restarted"
+            out.start.append(name)
+        out.kill.append(Kill(name, status.id, message, reason))
     return out
 
 

@@ -313,8 +313,7 @@ def pod_phase(pod: Pod, statuses: Sequence[Mapping[str, Any]], terminal: bool = 
             unknown += 1
     if failed_init > 0 and policy == "Never":
         return "Failed"
-    if pending_init > 0 or (pending_sidecars > 0 and not (terminal and running == 0
-                                                          and unknown == 0)):
+    if pending_init > 0 or (pending_sidecars > 0 and not _any_regular_started(pod, statuses)):
         return "Pending"
     if waiting > 0:
         return "Pending"
@@ -331,6 +330,15 @@ def pod_phase(pod: Pod, statuses: Sequence[Mapping[str, Any]], terminal: bool = 
             return "Failed"
         return "Running"
     return "Pending"
+
+
+def _any_regular_started(pod: Pod, statuses: Sequence[Mapping[str, Any]]) -> bool:
+    """HasAnyRegularContainerStarted: a regular container is running or has run."""
+    for c in regular_containers(pod):
+        state = (_get(statuses, c.get("name", "")) or {}).get("state") or {}
+        if "running" in state or "terminated" in state:
+            return True
+    return False
 
 
 def _names(names: list[str]) -> str:
@@ -410,10 +418,8 @@ def initialized_condition(pod: Pod, statuses: Sequence[Mapping[str, Any]], phase
                 incomplete.append(c.get("name", ""))
     if phase == "Succeeded" and not unknown:
         return {"type": "Initialized", "status": "True", "reason": "PodCompleted"}
-    for c in regular_containers(pod):
-        state = (_get(statuses, c.get("name", "")) or {}).get("state") or {}
-        if "running" in state or "terminated" in state:
-            return {"type": "Initialized", "status": "True"}
+    if _any_regular_started(pod, statuses):
+        return {"type": "Initialized", "status": "True"}
     messages = []
     if unknown:
         messages.append(f"containers with unknown status: {_names(unknown)}")
