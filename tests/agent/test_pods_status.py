@@ -276,3 +276,17 @@ def test_phase_pending_when_a_container_never_started() -> None:
     statuses = [{"name": "a", "state": {"running": {}}},
                 {"name": "b", "state": {"waiting": {"reason": "ContainerCreating"}}}]
     assert pod_phase(p, statuses) == "Pending"
+
+
+def test_a_running_container_gone_from_the_runtime_shows_stopped() -> None:
+    """After the runtime lost a running container (a host reboot), kubelet does not send
+    the pod back to Pending: lastState says so and the restart is counted."""
+    p = make_pod()
+    p["status"] = pod_status(p, sandbox=sandbox(), now=NOW,
+                             containers={"app": ContainerInfo([cri("app", RUN, restarts=1)])})
+    s = pod_status(p, sandbox=sandbox(), containers={}, now=NOW)
+    st = s["containerStatuses"][0]
+    assert st["lastState"]["terminated"]["reason"] == "ContainerStatusUnknown"
+    assert st["lastState"]["terminated"]["exitCode"] == 137
+    assert st["restartCount"] == 2
+    assert s["phase"] == "Running"

@@ -189,23 +189,31 @@ def container_statuses(pod: Pod, containers: Sequence[Container],
                                   "state": default, "lastState": {}, "ready": False,
                                   "restartCount": 0}
         if old is not None:
-            if "terminated" in (old.get("state") or {}) and not runtime:
+            if "terminated" in (old.get("state") or {}):
                 status = {**old}
             else:
                 status["restartCount"] = int(old.get("restartCount", 0))
                 status["lastState"] = old.get("lastState") or {}
+            if not runtime and "running" in (old.get("state") or {}) \
+                    and status["state"] == default and "terminated" not in status["lastState"]:
+                # It ran and is gone from the runtime: show it stopped, not back to Pending.
+                status["lastState"] = {"terminated": {
+                    "exitCode": 137, "reason": "ContainerStatusUnknown",
+                    "message": "The container could not be located when the pod was deleted.  "
+                               "The container used to be Running"}}
+                if not (pod.get("metadata") or {}).get("deletionTimestamp"):
+                    status["restartCount"] += 1
         if runtime:
             cur = runtime[0]
             state, count = _state(cur, c, old)
-            status.update(state=state, restartCount=count,
-                          containerID=f"{RUNTIME}://{cur.id}",
-                          image=cur.image.image or c.get("image", ""),
-                          imageID=cur.image_ref)
+            status = {"name": name, "image": cur.image.image or c.get("image", ""),
+                      "imageID": cur.image_ref, "containerID": f"{RUNTIME}://{cur.id}",
+                      "state": state, "lastState": {}, "ready": False, "restartCount": count}
             if len(runtime) > 1:
                 status["lastState"], _ = _state(runtime[1], c, None)
         latest = runtime[0] if runtime else None
         skip = init and latest is not None and latest.state == api_pb2.CONTAINER_EXITED \
-            and latest.exit_code == 0 and not is_sidecar(c)
+            and latest.exit_code == 0
         if not skip and info.waiting and should_restart(pod, c, latest):
             if "terminated" in status["state"]:
                 status["lastState"] = status["state"]
