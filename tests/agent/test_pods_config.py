@@ -232,6 +232,9 @@ def test_seccomp_defaults_and_localhost() -> None:
     ({}, {"runAsNonRoot": True}, None, "nginx",
      "container has runAsNonRoot and image has non-numeric user (nginx), cannot verify user "
      "is non-root (pod: \"web_shop(u-1)\", container: app)"),
+    ({"runAsNonRoot": True}, {}, None, "",                   # the image names no user
+     "container has runAsNonRoot and image will run as root (pod: \"web_shop(u-1)\", "
+     "container: app)"),
     ({"runAsNonRoot": True}, {}, 101, "", None),
     ({"runAsNonRoot": True, "runAsUser": 1000}, {}, 0, "", None),
 ])

@@ -214,3 +214,36 @@ async def test_probes_stop_for_a_deleted_pod_and_exited_never_container() -> Non
         await wait_for(lambda: all(w.task.done() for w in manager._workers))
     finally:
         await manager.stop()
+
+
+async def test_grpc_health_check() -> None:
+    """A real gRPC server answering grpc.health.v1.Health/Check (SERVING, then NOT_SERVING)."""
+    import grpc
+
+    serving = {"": 1}
+
+    async def check(request: bytes, context: Any) -> bytes:
+        service = request[2:].decode() if request else ""
+        return b"\x08" + bytes([serving.get(service, 3)])
+
+    handler = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            check, request_deserializer=lambda b: b, response_serializer=lambda b: b)})
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        probe = {"grpc": {"port": port}}
+        assert await run_probe(probe, CONTAINER, pod_ip="127.0.0.1", container_id="c",
+                               timeout=2, exec_sync=None) == (True, "")
+        serving[""] = 2
+        assert await run_probe(probe, CONTAINER, pod_ip="127.0.0.1", container_id="c",
+                               timeout=2, exec_sync=None) == \
+            (False, "service unhealthy (responded with 'NOT_SERVING')")
+        ok, _ = await run_probe({"grpc": {"port": port, "service": "other"}}, CONTAINER,
+                                pod_ip="127.0.0.1", container_id="c", timeout=2,
+                                exec_sync=None)
+        assert not ok
+    finally:
+        await server.stop(None)

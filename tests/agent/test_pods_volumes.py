@@ -156,8 +156,12 @@ async def test_failed_mounts(tmp_path: Path, objects: Objects, volume: dict[str,
 async def test_optional_sources_give_empty_volumes(tmp_path: Path, objects: Objects) -> None:
     got = await PodVolumes(str(tmp_path), objects).setup(make_pod([
         {"name": "a", "configMap": {"name": "nope", "optional": True}},
-        {"name": "b", "secret": {"secretName": "nope", "optional": True}}]), memory_limit=MIB)
+        {"name": "b", "secret": {"secretName": "nope", "optional": True}},
+        {"name": "c", "configMap": {"name": "cfg", "optional": True, "items": [
+            {"key": "absent", "path": "absent"}, {"key": "extra", "path": "extra"}]}}]),
+        memory_limit=MIB)
     assert [n for n in os.listdir(got["a"].path) if not n.startswith("..")] == []
+    assert [n for n in os.listdir(got["c"].path) if not n.startswith("..")] == ["extra"]
 
 
 async def test_downward_api(tmp_path: Path, objects: Objects) -> None:

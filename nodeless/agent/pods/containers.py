@@ -115,7 +115,9 @@ def verify_run_as_non_root(pod: Pod, container: Container, image_uid: int | None
         if int(sc["runAsUser"]) == 0:
             raise ContainerConfigError(f"container's runAsUser breaks non-root policy {who}")
         return
-    if image_uid is not None and image_uid == 0:
+    if image_uid is None and not image_username:
+        image_uid = 0  # an image naming no user runs as root (kubelet's getImageUser)
+    if image_uid == 0:
         raise ContainerConfigError(f"container has runAsNonRoot and image will run as root {who}")
     if image_uid is None and image_username:
         raise ContainerConfigError(
@@ -139,7 +141,7 @@ def seccomp_profile(pod: Pod, container: Container, *, seccomp_root: str = SECCO
     return sp(profile_type=sp.Unconfined)
 
 
-def security_context(pod: Pod, container: Container, *, image_uid: int | None = 0,
+def security_context(pod: Pod, container: Container, *, image_uid: int | None = None,
                      image_username: str = "", seccomp_root: str = SECCOMP_ROOT
                      ) -> api_pb2.LinuxContainerSecurityContext:
     """LinuxContainerSecurityContext from the effective security context. Privileged is
@@ -165,7 +167,7 @@ def security_context(pod: Pod, container: Container, *, image_uid: int | None = 
         out.run_as_user.value = int(sc["runAsUser"])
     elif image_uid is not None:
         out.run_as_user.value = image_uid
-    else:
+    elif image_username:
         out.run_as_username = image_username
     if sc.get("runAsGroup") is not None:
         out.run_as_group.value = int(sc["runAsGroup"])
@@ -259,15 +261,16 @@ def _subpath(volume_path: str, sub: str, volume: str, container: str) -> str:
 def container_config(pod: Pod, container: Container, *, image_ref: str,
                      env: Sequence[api_pb2.KeyValue], mounts: Sequence[api_pb2.Mount],
                      log_path: str | None = None, attempt: int = 0, memory_capacity: int,
-                     image_uid: int | None = 0, image_username: str = "",
+                     image_uid: int | None = None, image_username: str = "",
                      seccomp_root: str = SECCOMP_ROOT) -> api_pb2.ContainerConfig:
     """The ContainerConfig kubelet would send for this container instance.
 
     image_ref: the image ID after the pull (the spec's image is kept as
     user_specified_image). env: from env.resolve_env. mounts: from container_mounts.
     attempt: the restart count. memory_capacity: the node's memory (the pod's provisioned
-    bytes), for the OOM score. image_uid/username: the image's user from ImageStatus, for
-    runAsNonRoot (uid 0 when the image names none). Raises ContainerConfigError."""
+    bytes), for the OOM score. image_uid/image_username: the image's user from CRI
+    ImageStatus (`image.uid.value` / `image.username`), for runAsNonRoot; an image naming
+    neither counts as root. Raises ContainerConfigError."""
     name = container.get("name", "")
     command, args = expand_command_and_args(container, env)
     return api_pb2.ContainerConfig(

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from nodeless.agent.pods.env import expand, lookup_in
-from nodeless.agent.pods.podutil import Container, Pod, all_containers
+from nodeless.agent.pods.podutil import Container, Pod, all_containers, go_quote
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ async def run_probe(handler: Mapping[str, Any], container: Container, *, pod_ip:
             code, output = await asyncio.wait_for(exec_sync(container_id, cmd, timeout),
                                                   timeout + 1)
         except TimeoutError:
-            return False, f"command {cmd!r} timed out"
+            return False, f"command {go_quote(' '.join(cmd))} timed out"
         text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
         return code == 0, text
     if "httpGet" in handler:
@@ -104,7 +104,8 @@ async def run_probe(handler: Mapping[str, Any], container: Container, *, pod_ip:
         except TimeoutError:
             return False, f"dial tcp {host}:{port}: i/o timeout"
         except OSError as e:
-            return False, f"dial tcp {host}:{port}: connect: {e.strerror or e}"
+            reason = (e.strerror or str(e)).lower()
+            return False, f"dial tcp {host}:{port}: connect: {reason}"
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()

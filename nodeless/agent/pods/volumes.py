@@ -188,14 +188,17 @@ def _final_mode(mode: int, fs_group: int | None) -> int:
 # --- payloads ----------------------------------------------------------------------
 
 def _items(data: Mapping[str, bytes], items: list[Mapping[str, Any]] | None, default_mode: int,
-           missing: str) -> dict[str, FileProjection]:
-    """All keys, or the listed items (key -> path, mode); a listed key must exist."""
+           missing: str, optional: bool = False) -> dict[str, FileProjection]:
+    """All keys, or the listed items (key -> path, mode); a listed key must exist unless
+    the source is optional (then it is left out)."""
     if not items:
         return {k: FileProjection(v, default_mode) for k, v in data.items()}
     out = {}
     for item in items:
         key = item.get("key", "")
         if key not in data:
+            if optional:
+                continue
             raise KeyError(f"{missing}: {key}")
         mode = item.get("mode")
         out[item.get("path") or key] = FileProjection(
@@ -288,13 +291,8 @@ class PodVolumes:
         data = {k: str(v).encode() for k, v in (obj.get("data") or {}).items()}
         for k, v in (obj.get("binaryData") or {}).items():
             data[k] = _secret_bytes(v)
-        try:
-            return _items(data, src.get("items"), default_mode,
-                          "configmap references non-existent config key")
-        except KeyError:
-            if src.get("optional"):
-                return {}
-            raise
+        return _items(data, src.get("items"), default_mode,
+                      "configmap references non-existent config key", bool(src.get("optional")))
 
     async def _secret_files(self, pod: Pod, src: Mapping[str, Any], name: str,
                             default_mode: int) -> dict[str, FileProjection]:
@@ -305,13 +303,8 @@ class PodVolumes:
                 return {}
             raise RuntimeError(f'secret "{name}" not found')
         data = {k: _secret_bytes(v) for k, v in (obj.get("data") or {}).items()}
-        try:
-            return _items(data, src.get("items"), default_mode,
-                          "references non-existent secret key")
-        except KeyError:
-            if src.get("optional"):
-                return {}
-            raise
+        return _items(data, src.get("items"), default_mode,
+                      "references non-existent secret key", bool(src.get("optional")))
 
     def _downward_files(self, pod: Pod, items: list[Mapping[str, Any]], default_mode: int,
                         allocatable: Mapping[str, Any]) -> dict[str, FileProjection]:
