@@ -45,6 +45,11 @@ def test_pod_cgroup_limits_read_back(pod_uid: str) -> None:
             cpu = os.path.join(mounts["cpu"], "nodeless", f"pod{pod_uid}")
             with open(os.path.join(cpu, "cpu.shares")) as f:
                 assert f.read().strip() == "256"
+            memsw = os.path.join(mounts["memory"], "nodeless", f"pod{pod_uid}",
+                                 "memory.memsw.limit_in_bytes")
+            if os.path.exists(memsw):           # no swap beyond the memory limit
+                with open(memsw) as f:
+                    assert int(f.read()) == GIB // 2
         # Resizing the same pod (a restart of the agent with a new size) updates in place.
         cg = PodCgroup.create(pod_uid, 2000, 4 * GIB)
         assert cg.limits() == (200_000, 100_000, 4 * GIB)

@@ -82,6 +82,9 @@ class PodCgroup:
             _write(os.path.join(path, "cpu.max"), f"{quota or 'max'} {CPU_PERIOD}")
             _write(os.path.join(path, "cpu.weight"), str(cpu_weight(shares)))
             _write(os.path.join(path, "memory.max"), str(memory_bytes))
+            swap = os.path.join(path, "memory.swap.max")
+            if os.path.exists(swap):
+                _write(swap, "0")  # Fargate pods have no swap
             paths.append(path)
         else:
             mounts = v1_mounts(root)
@@ -99,7 +102,7 @@ class PodCgroup:
                     _write(os.path.join(path, "cpu.cfs_quota_us"), str(quota or -1))
                     _write(os.path.join(path, "cpu.shares"), str(shares))
                 elif ctrl == "memory":
-                    _write(os.path.join(path, "memory.limit_in_bytes"), str(memory_bytes))
+                    _set_v1_memory(path, memory_bytes)
         return cls(pod_uid, parent, paths)
 
     def limits(self) -> tuple[int, int, int]:
@@ -145,6 +148,24 @@ class PodCgroup:
             candidates = list(dict.fromkeys(os.path.join(m, parent.lstrip("/"))
                                             for m in v1_mounts(root).values()))
         return cls(pod_uid, parent, [p for p in candidates if os.path.isdir(p)])
+
+
+def _set_v1_memory(path: str, memory_bytes: int) -> None:
+    """memory.limit_in_bytes, and memory+swap to the same value where the kernel accounts
+    swap (Fargate pods have none). memsw may never be below the memory limit, so the
+    order depends on whether the limit grows or shrinks."""
+    limit = os.path.join(path, "memory.limit_in_bytes")
+    memsw = os.path.join(path, "memory.memsw.limit_in_bytes")
+    if not os.path.exists(memsw):
+        _write(limit, str(memory_bytes))
+        return
+    current = int(_read(limit))
+    if memory_bytes > current:
+        _write(memsw, str(memory_bytes))
+        _write(limit, str(memory_bytes))
+    else:
+        _write(limit, str(memory_bytes))
+        _write(memsw, str(memory_bytes))
 
 
 def _enable_v2_controllers(root: str, parent: str) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from nodeless.agent.pods.env import expand, lookup_in
-from nodeless.agent.pods.podutil import Container, Pod, all_containers, go_quote
+from nodeless.agent.pods.podutil import Container, Pod, all_containers, go_quote, is_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ class ProbeManager:
         if not cur.running:
             await self._set(w, False, notify=w.kind == "readiness")
             policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
-            return not (cur.exited and policy == "Never")
+            return not (cur.exited and policy == "Never" and not is_sidecar(w.container))
         if (self.pod.get("metadata") or {}).get("deletionTimestamp") and \
                 w.kind in ("liveness", "startup"):
             await self._set(w, True, notify=False)
