@@ -192,6 +192,7 @@ async def test_liveness_failure_asks_for_a_restart_once_then_holds() -> None:
     manager.set_container("app", "c1", running=True, started_at=time.time())
     try:
         await wait_for(lambda: changes == [("app", "liveness", False)])
+        assert manager.live("app") is False
         assert calls[0] - started >= 0.19           # initialDelaySeconds
         assert len(calls) == 3                      # failureThreshold failures in a row
         await asyncio.sleep(0.3)

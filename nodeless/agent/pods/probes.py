@@ -225,12 +225,15 @@ class _Worker:
 
 class ProbeManager:
     """The probes of one pod. The worker tells it about containers (`set_container`) and
-    the pod IP; it reads results back with `started`/`ready` (for status.ContainerInfo)
-    and gets `on_change` calls: liveness or startup False means restart the container."""
+    the pod IP (`pod_ip`, settable once the sandbox has one); it reads results back with
+    `started`/`ready`/`live` (for status.ContainerInfo and restarts.plan) and gets
+    `on_change` calls: liveness or startup False means restart the container. `session`:
+    an aiohttp session shared by every pod's HTTP probes (else one of its own)."""
 
     def __init__(self, pod: Pod, *, exec_sync: ExecSync | None, on_change: OnChange,
                  on_event: OnEvent | None = None, pod_ip: str = "",
-                 clock: Callable[[], float] = time.time, first_jitter: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, first_jitter: bool = False,
+                 session: aiohttp.ClientSession | None = None) -> None:
         self.pod = pod
         self.exec_sync = exec_sync
         self.on_change = on_change
@@ -242,7 +245,8 @@ class ProbeManager:
         self._results: dict[tuple[str, str], bool | None] = {}
         self._ids: dict[tuple[str, str], str] = {}
         self._workers: list[_Worker] = []
-        self._session: aiohttp.ClientSession | None = None
+        self._session = session
+        self._own_session = session is None
         for c in all_containers(pod):
             for kind in KINDS:
                 probe = c.get(f"{kind}Probe")
@@ -265,7 +269,7 @@ class ProbeManager:
                 await t
         for w in self._workers:
             w.task = None
-        if self._session is not None:
+        if self._session is not None and self._own_session:
             await self._session.close()
             self._session = None
 
@@ -293,6 +297,10 @@ class ProbeManager:
     def ready(self, name: str) -> bool | None:
         """Readiness probe result for the current instance (None: no probe or no result)."""
         return self._result(name, "readiness")
+
+    def live(self, name: str) -> bool | None:
+        """Liveness probe result for the current instance (None: no probe or no result)."""
+        return self._result(name, "liveness")
 
     def _has(self, name: str, kind: str) -> bool:
         return any(w.name == name and w.kind == kind for w in self._workers)
@@ -357,7 +365,7 @@ class ProbeManager:
         elif w.kind != "startup":
             return True
         try:
-            if self._session is None:
+            if self._session is None and "httpGet" in w.spec.handler:
                 self._session = aiohttp.ClientSession()
             ok, output = await run_probe(w.spec.handler, w.container, pod_ip=self.pod_ip,
                                          container_id=cur.container_id,

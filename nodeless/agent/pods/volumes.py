@@ -16,8 +16,8 @@ import base64
 import binascii
 import datetime as dt
 import os
+import random
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -144,9 +144,7 @@ def write_atomic(target: str, payload: Mapping[str, FileProjection], *,
     current = _read_current(target)
     if current is not None and current == wanted:
         return False
-    stamp = dt.datetime.now(dt.UTC).strftime("..%Y_%m_%d_%H_%M_%S.")
-    ts_dir = tempfile.mkdtemp(prefix=stamp, dir=target)
-    os.chmod(ts_dir, 0o755)
+    ts_dir = _new_ts_dir(target)
     for path, f in payload.items():
         full = os.path.join(ts_dir, path)
         os.makedirs(os.path.dirname(full), mode=0o755, exist_ok=True)
@@ -179,6 +177,19 @@ def write_atomic(target: str, payload: Mapping[str, FileProjection], *,
     if old_ts and os.path.isdir(old_ts) and old_ts != os.path.realpath(ts_dir):
         shutil.rmtree(old_ts, ignore_errors=True)
     return True
+
+
+def _new_ts_dir(target: str) -> str:
+    """`..2006_01_02_15_04_05.<digits>`, the timestamped directory kubelet's writer uses."""
+    stamp = dt.datetime.now(dt.UTC).strftime("..%Y_%m_%d_%H_%M_%S.")
+    while True:
+        path = os.path.join(target, f"{stamp}{random.randrange(10**9, 10**10)}")
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o755)
+        return path
 
 
 def _final_mode(mode: int, fs_group: int | None) -> int:
