@@ -20,7 +20,13 @@ from nodeless.agent.pods.containers import (
 from nodeless.agent.pods.errors import ContainerConfigError, UnsupportedOnFargate
 from nodeless.agent.pods.hosts import etc_hosts, write_etc_hosts
 from nodeless.agent.pods.resources import container_resources, qos_class
-from nodeless.agent.pods.sandbox import DnsSettings, dns_config, log_directory, sandbox_config
+from nodeless.agent.pods.sandbox import (
+    DnsSettings,
+    dns_config,
+    log_directory,
+    sandbox_changed,
+    sandbox_config,
+)
 from nodeless.agent.pods.volumes import Volume
 
 GIB = 2**30
@@ -327,3 +333,23 @@ def test_etc_hosts_content() -> None:
                     "fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
                     "10.0.1.23\tdb-0.db.shop.svc.cluster.local\tdb-0\n\n"
                     "# Entries added by HostAliases.\n127.0.0.1\tfoo.local\tbar.local\n")
+
+
+def _sb(sid: str, created: int, ready: bool, ip: str = "10.0.1.23", attempt: int = 0
+        ) -> api_pb2.PodSandboxStatus:
+    return api_pb2.PodSandboxStatus(
+        id=sid, created_at=created, metadata=api_pb2.PodSandboxMetadata(attempt=attempt),
+        state=api_pb2.SANDBOX_READY if ready else api_pb2.SANDBOX_NOTREADY,
+        network=api_pb2.PodSandboxNetworkStatus(ip=ip))
+
+
+@pytest.mark.parametrize(("sandboxes", "expected"), [
+    ([], (True, 0)),
+    ([_sb("a", 1, True)], (False, 0)),
+    ([_sb("a", 1, False, attempt=0)], (True, 1)),
+    ([_sb("a", 1, True, attempt=0), _sb("b", 2, True, attempt=1)], (True, 2)),
+    ([_sb("a", 1, True, attempt=0), _sb("b", 2, False, attempt=1)], (True, 2)),
+    ([_sb("a", 1, True, ip="")], (True, 1)),
+])
+def test_sandbox_changed(sandboxes: list[Any], expected: tuple[bool, int]) -> None:
+    assert sandbox_changed(sandboxes) == expected

@@ -8,7 +8,14 @@ import pytest
 from cri_api.v1 import api_pb2
 
 from nodeless.agent.pods.containers import HASH_ANNOTATION, container_hash
-from nodeless.agent.pods.restarts import CrashLoopBackoff, Kill, Plan, plan, should_restart
+from nodeless.agent.pods.restarts import (
+    CrashLoopBackoff,
+    Kill,
+    Plan,
+    grace_period,
+    plan,
+    should_restart,
+)
 
 RUNNING, EXITED, CREATED = api_pb2.CONTAINER_RUNNING, api_pb2.CONTAINER_EXITED, \
     api_pb2.CONTAINER_CREATED
@@ -149,3 +156,19 @@ def test_back_off_is_per_container_and_forgotten_with_the_pod() -> None:
     assert backoff.retry_at(p, {"name": "a"}, clock.now) == clock.now + 10
     backoff.forget_pod("u-1")
     assert backoff.check(p, {"name": "a"}, clock.now) is None
+
+
+@pytest.mark.parametrize(("meta", "spec", "container", "reason", "expected"), [
+    ({}, {"terminationGracePeriodSeconds": 30}, {}, "", 30),
+    ({"deletionGracePeriodSeconds": 5}, {"terminationGracePeriodSeconds": 30}, {}, "", 5),
+    ({"deletionGracePeriodSeconds": 0}, {"terminationGracePeriodSeconds": 30}, {}, "", 2),
+    ({}, {"terminationGracePeriodSeconds": 30},
+     {"livenessProbe": {"terminationGracePeriodSeconds": 7}}, "LivenessProbe", 7),
+    ({}, {"terminationGracePeriodSeconds": 30},
+     {"livenessProbe": {"terminationGracePeriodSeconds": 7}}, "", 30),
+    ({}, {}, {}, "", 2),
+])
+def test_grace_period(meta: dict[str, Any], spec: dict[str, Any], container: dict[str, Any],
+                      reason: str, expected: int) -> None:
+    pod = {"metadata": meta, "spec": spec}
+    assert grace_period(pod, {"name": "app", **container}, reason) == expected

@@ -290,3 +290,12 @@ def test_a_running_container_gone_from_the_runtime_shows_stopped() -> None:
     assert st["lastState"]["terminated"]["exitCode"] == 137
     assert st["restartCount"] == 2
     assert s["phase"] == "Running"
+
+
+def test_by_container_groups_newest_first() -> None:
+    from nodeless.agent.pods.status import by_container
+    a1, a2 = cri("app", EXIT, cid="a1", created=T0), cri("app", RUN, cid="a2", created=T0 + SEC)
+    b = cri("side", RUN, cid="b")
+    grouped = by_container([a1, b, a2])
+    assert [s.id for s in grouped["app"]] == ["a2", "a1"]
+    assert [s.id for s in grouped["side"]] == ["b"]

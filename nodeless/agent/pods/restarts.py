@@ -194,6 +194,29 @@ def plan(pod: Pod, latest: Mapping[str, api_pb2.ContainerStatus | None], *,
     return out
 
 
+MIN_GRACE_PERIOD = 2
+"""kubelet never gives a container less than 2 s to stop."""
+
+
+def grace_period(pod: Pod, container: Container, reason: str = "") -> int:
+    """Seconds a container gets between SIGTERM (after its preStop hook) and SIGKILL
+    (setTerminationGracePeriod): the deletion's grace period, else the probe's own
+    terminationGracePeriodSeconds when a failed probe kills it, else the pod's."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    if meta.get("deletionGracePeriodSeconds") is not None:
+        value = int(meta["deletionGracePeriodSeconds"])
+    elif spec.get("terminationGracePeriodSeconds") is not None:
+        value = int(spec["terminationGracePeriodSeconds"])
+        probe = {"StartupProbe": "startupProbe", "LivenessProbe": "livenessProbe"}.get(reason)
+        override = (container.get(probe) or {}).get("terminationGracePeriodSeconds") \
+            if probe else None
+        if override is not None:
+            value = int(override)
+    else:
+        value = MIN_GRACE_PERIOD
+    return max(value, MIN_GRACE_PERIOD)
+
+
 @dataclass
 class _Entry:
     backoff: float

@@ -295,3 +295,20 @@ def sandbox_config(pod: Pod, *, hostname: str | None = None, log_directory: str,
         linux=linux,
     )
 
+
+
+def sandbox_changed(sandboxes: list[api_pb2.PodSandboxStatus]) -> tuple[bool, int]:
+    """(a new sandbox is needed, its attempt), as kubelet's PodSandboxChanged: none yet,
+    more than one ready, the newest not ready, or the newest without an IP.
+
+    sandboxes: the pod's sandboxes from the runtime, in any order. When a new one is
+    needed, the others are stopped first; with restartPolicy Never and containers that
+    already ran, kubelet does not create one (the pod is over)."""
+    if not sandboxes:
+        return True, 0
+    ordered = sorted(sandboxes, key=lambda s: (s.created_at, s.id), reverse=True)
+    newest = ordered[0]
+    ready = sum(1 for s in ordered if s.state == api_pb2.SANDBOX_READY)
+    if ready > 1 or newest.state != api_pb2.SANDBOX_READY or not newest.network.ip:
+        return True, newest.metadata.attempt + 1
+    return False, newest.metadata.attempt

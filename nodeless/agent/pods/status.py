@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,19 @@ def restart_count(status: api_pb2.ContainerStatus) -> int:
         return int(status.annotations.get(RESTART_COUNT_ANNOTATION, "0"))
     except ValueError:
         return 0
+
+
+def by_container(statuses: Iterable[api_pb2.ContainerStatus]
+                 ) -> dict[str, list[api_pb2.ContainerStatus]]:
+    """A pod's CRI container statuses by container name, newest first (for ContainerInfo
+    and restarts.plan, whose `latest` is each list's first)."""
+    out: dict[str, list[api_pb2.ContainerStatus]] = {}
+    for st in statuses:
+        name = st.labels.get("io.kubernetes.container.name") or st.metadata.name
+        out.setdefault(name, []).append(st)
+    for items in out.values():
+        items.sort(key=lambda s: s.created_at, reverse=True)
+    return out
 
 
 def read_cri_log_tail(path: str, lines: int = MAX_TERMINATION_LOG_LINES,
