@@ -189,3 +189,31 @@ def test_service_links() -> None:
     assert not any(k.startswith(("HEADLESS", "ELSEWHERE")) for k in env)
     without_links = service_environment(services, "shop", enable_service_links=False)
     assert set(without_links) == {k for k in env if k.startswith("KUBERNETES_")}
+
+
+async def test_env_from_objects_in_the_api_server(apiserver: Any, namespace: str) -> None:
+    """ConfigMap and Secret created with kubectl, read back through the API."""
+    from nodeless.agent.pods.sources import PodSources
+    from nodeless.kube import async_client
+
+    apiserver.kubectl("create", "configmap", "cfg", "-n", namespace, "--from-literal=MODE=prod")
+    apiserver.kubectl("create", "secret", "generic", "creds", "-n", namespace,
+                      "--from-literal=password=s3cret")
+    client = async_client(apiserver.kubeconfig)
+    try:
+        sources = PodSources(client, node_allocatable={"cpu": "1", "memory": "2Gi"},
+                             pod_ips=["10.0.1.23"], host_ips=["10.0.1.23"])
+        c = {"name": "app", "envFrom": [{"configMapRef": {"name": "cfg"}}],
+             "env": [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {
+                 "name": "creds", "key": "password"}}},
+                     {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}
+        p = {"metadata": {"name": "web", "namespace": namespace, "uid": "u"},
+             "spec": {"containers": [c]}}
+        env = await resolve_env(p, c, sources)
+        assert [(kv.key, kv.value) for kv in env] == [
+            ("MODE", "prod"), ("PASSWORD", "s3cret"), ("IP", "10.0.1.23")]
+        c["envFrom"] = [{"configMapRef": {"name": "absent"}}]
+        with pytest.raises(ContainerConfigError, match='configmap "absent" not found'):
+            await resolve_env(p, c, sources)
+    finally:
+        await client.close()
