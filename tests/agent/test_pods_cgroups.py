@@ -53,9 +53,16 @@ def test_pod_cgroup_limits_read_back(pod_uid: str) -> None:
         # Resizing the same pod (a restart of the agent with a new size) updates in place.
         cg = PodCgroup.create(pod_uid, 2000, 4 * GIB)
         assert cg.limits() == (200_000, 100_000, 4 * GIB)
+        # runc creates the pod's cgroup in every hierarchy: remove() clears them all.
+        for h in os.listdir(CGROUP_ROOT):
+            if os.path.ismount(os.path.join(CGROUP_ROOT, h)):
+                os.makedirs(os.path.join(CGROUP_ROOT, h, "nodeless", f"pod{pod_uid}", "c1"),
+                            exist_ok=True)
     finally:
         cg.remove()
-    assert all(not os.path.exists(p) for p in cg.paths)
+    leftovers = [h for h in os.listdir(CGROUP_ROOT)
+                 if os.path.exists(os.path.join(CGROUP_ROOT, h, "nodeless", f"pod{pod_uid}"))]
+    assert leftovers == []
 
 
 def test_a_process_in_the_pod_cgroup_is_held_to_its_memory(pod_uid: str) -> None:

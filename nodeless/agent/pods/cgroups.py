@@ -121,11 +121,16 @@ class PodCgroup:
                 memory = int(_read(os.path.join(path, "memory.limit_in_bytes")))
         return quota, period, memory
 
-    def remove(self, timeout: float = 5.0) -> None:
-        """Remove the pod's cgroups, children first (runc normally removed them already);
-        retried while the kernel still counts exiting tasks."""
+    def remove(self, timeout: float = 5.0, *, root: str = CGROUP_ROOT) -> None:
+        """Remove the pod's cgroup from every hierarchy (runc creates it in all of them,
+        blkio, devices, freezer, the named systemd one...), children first; retried while
+        the kernel still counts exiting tasks."""
         deadline = time.monotonic() + timeout
-        for path in self.paths:
+        rel = self.cgroup_parent.lstrip("/")
+        for path in dict.fromkeys([*self.paths, *(os.path.join(h, rel)
+                                                   for h in _hierarchies(root))]):
+            if not os.path.isdir(path):
+                continue
             for dirpath, _, _ in sorted(os.walk(path), key=lambda w: len(w[0]), reverse=True):
                 while True:
                     try:
@@ -166,6 +171,18 @@ def _set_v1_memory(path: str, memory_bytes: int) -> None:
     else:
         _write(limit, str(memory_bytes))
         _write(memsw, str(memory_bytes))
+
+
+def _hierarchies(root: str) -> list[str]:
+    """Every cgroup hierarchy mounted under root (root itself on a unified host)."""
+    if is_unified(root):
+        return [root]
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    return [os.path.join(root, n) for n in names
+            if not os.path.islink(os.path.join(root, n)) and os.path.ismount(os.path.join(root, n))]
 
 
 def _enable_v2_controllers(root: str, parent: str) -> None:
