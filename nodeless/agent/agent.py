@@ -31,7 +31,12 @@ from nodeless.agent.events import EventRecorder
 from nodeless.agent.lifecycle import Lifecycle, subnet_containing
 from nodeless.agent.logs import LogError, container_log_path, pick_log_file
 from nodeless.agent.network.podnetwork import PodNetwork
+from nodeless.agent.pods.restarts import CrashLoopBackoff
+from nodeless.agent.pods.sandbox import DnsSettings
+from nodeless.agent.pods.sources import ApiObjects
+from nodeless.agent.pods.volumes import ApiTokenSource, PodVolumes
 from nodeless.agent.podworker import PodWorker, log_dir_name
+from nodeless.agent.pulls import ImagePuller
 from nodeless.agent.runtime.cri import CRIClient
 from nodeless.agent.server import AgentServer, LogTarget
 from nodeless.agent.snapshot import POD_UID_LABEL, HostState, host_state
@@ -63,16 +68,17 @@ class AgentOptions:
 
 class Agent:
     def __init__(self, client: AsyncClient, cri: CRIClient, network: PodNetwork,
-                 options: AgentOptions, *, translation: Any, images: Any,
-                 new_backoff: Callable[[], Any], new_probes: Callable[[PodWorker], Any],
-                 server: AgentServer | None = None) -> None:
+                 options: AgentOptions, *, server: AgentServer | None = None) -> None:
         self.client, self.cri, self.network, self.options = client, cri, network, options
-        self.translation = translation
-        self.images = images
-        self.new_backoff = new_backoff
-        self.new_probes = new_probes
         self.server = server
+        if server is not None:
+            server.locator = self
         self.lifecycle = Lifecycle(self)
+        self.images = ImagePuller(self)
+        self.volumes = PodVolumes(str(options.state_dir / "pods"), ApiObjects(client),
+                                  ApiTokenSource(client))
+        self.dns = DnsSettings()
+        self.backoff = CrashLoopBackoff()
         self.events = EventRecorder(client, options.host)
         self.workers: dict[str, PodWorker] = {}
         self._statuses: dict[str, api_pb2.ContainerStatus] = {}
@@ -98,12 +104,16 @@ class Agent:
     def log_directory(self, pod: dict[str, Any]) -> Path:
         return self.options.state_dir / "logs" / log_dir_name(pod)
 
-    def log_directory_of(self, uid: str) -> Path | None:
-        worker = self.workers.get(uid)
-        return self.log_directory(worker.last_pod) if worker else None
-
     def pod_dir(self, uid: str) -> Path:
-        return self.options.state_dir / "pods" / uid
+        return Path(self.volumes.pod_dir(uid))
+
+    async def exec_sync(self, container_id: str, command: list[str], timeout: float
+                        ) -> tuple[int, bytes]:
+        """CRI ExecSync, for exec probes and hooks: (exit code, stdout + stderr)."""
+        response = await self.cri.runtime.ExecSync(api_pb2.ExecSyncRequest(
+            container_id=container_id, cmd=command, timeout=max(1, int(timeout))),
+            timeout=timeout + 5)
+        return response.exit_code, bytes(response.stdout) + bytes(response.stderr)
 
     async def container_status(self, container_id: str) -> api_pb2.ContainerStatus | None:
         """CRI ContainerStatus; an exited container's is final, so it is kept."""

@@ -1,12 +1,13 @@
 """The steps of a pod's life on CRI, in kubelet's order; the pod worker calls them.
 
-`run_sandbox`: cgroup at the provisioned size, volumes, the micro-node's IP recorded for
-our CNI plugin, RunPodSandbox. `step_containers`: init containers one at a time (each
-must exit 0), native sidecars (init containers with restartPolicy Always) started and
-kept running, then every container; restarts per restartPolicy with CrashLoopBackOff.
-`stop_containers`: preStop, SIGTERM, SIGKILL at the end of the grace period, sidecars
-last. `status`: what kubelet writes to pods/status. The spec-to-CRI translation lives in
-`nodeless.agent.pods`; this module only orders the calls and keeps the reasons.
+`run_sandbox`: cgroup at the provisioned size, volumes, /etc/hosts, the micro-node's IP
+recorded for our CNI plugin, RunPodSandbox. `step_containers`: kubelet's
+computePodActions (`pods.restarts.plan`): init containers one at a time, native
+sidecars kept running, then the containers; kills for failed probes; restarts behind
+CrashLoopBackOff. `stop_containers`: preStop, SIGTERM, SIGKILL at the end of the grace
+period, sidecars last. `status`: what kubelet writes to pods/status. The translation of
+the pod spec into CRI messages lives in `nodeless.agent.pods`; this module orders the
+calls and keeps the reasons.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ import grpc
 from cri_api.v1 import api_pb2
 
 from nodeless.agent.logs import container_log_path
+from nodeless.agent.pods import cgroups, containers, env, hosts, restarts, sandbox, status
+from nodeless.agent.pods.errors import PodSetupError
+from nodeless.agent.pods.podutil import find_container, provisioned_capacity
+from nodeless.agent.pods.probes import run_probe
+from nodeless.agent.pods.sources import PodSources
 from nodeless.agent.podworker import PodWorker, SandboxError, Waiting, ensure_dir
-from nodeless.agent.pulls import field_path as _field_path
-from nodeless.agent.snapshot import CREATED, EXITED, RUNNING, PodSnapshot
+from nodeless.agent.pulls import ImageError, field_path
+from nodeless.agent.snapshot import EXITED, RUNNING, PodSnapshot
 
 if TYPE_CHECKING:
     from nodeless.agent.agent import Agent
@@ -39,18 +45,35 @@ def node_ip(node: dict[str, Any]) -> str | None:
     return None
 
 
+def subnet_containing(ip: str, cidrs: list[str]) -> str | None:
+    address = ipaddress.ip_address(ip)
+    for cidr in cidrs:
+        if address in ipaddress.ip_network(cidr):
+            return cidr
+    return None
+
+
 class Lifecycle:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+
+    def _node(self, pod: dict[str, Any]) -> dict[str, Any]:
+        node = self.agent.nodes.get((pod.get("spec") or {}).get("nodeName") or "")
+        if node is None:
+            raise SandboxError("NodeNotReady", f"micro-node {pod['spec'].get('nodeName')} is "
+                               "not known to this host's agent yet", retry_after=0.5)
+        return node
+
+    def capacity(self, pod: dict[str, Any]) -> tuple[int, int]:
+        """(millicores, bytes) the pod was provisioned: its node's allocatable."""
+        node = self.agent.nodes.get((pod.get("spec") or {}).get("nodeName") or "") or {}
+        return provisioned_capacity(pod, (node.get("status") or {}).get("allocatable"))
 
     # ---- sandbox -----------------------------------------------------------------------
 
     async def run_sandbox(self, worker: PodWorker, pod: dict[str, Any], attempt: int) -> str:
         agent = self.agent
-        node = agent.nodes.get(pod["spec"]["nodeName"])
-        if node is None:
-            raise SandboxError("NodeNotReady", f"micro-node {pod['spec']['nodeName']} is not "
-                               "known to this host's agent yet", retry_after=0.5)
+        node = self._node(pod)
         ip = node_ip(node)
         if ip is None:
             raise SandboxError("FailedCreatePodSandBox",
@@ -60,13 +83,26 @@ class Lifecycle:
             raise SandboxError("FailedCreatePodSandBox",
                                f"the pod IP {ip} is in no published subnet")
         meta = pod["metadata"]
-        cgroup_parent = agent.translation.pod_cgroup(pod, node)
-        worker.runtime.volume_paths = await agent.translation.prepare_volumes(pod, node)
-        agent.network.assign(meta["namespace"], meta["name"], ip, subnet)
-        log_directory = ensure_dir(agent.log_directory(pod))
-        config = agent.translation.sandbox_config(
-            pod, node=node, attempt=attempt, log_directory=log_directory,
-            cgroup_parent=cgroup_parent)
+        millicores, memory = self.capacity(pod)
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        try:
+            cgroup = cgroups.PodCgroup.create(meta["uid"], millicores, memory)
+            worker.runtime.volumes = await agent.volumes.setup(
+                pod, memory_limit=memory, allocatable=allocatable)
+            hostname, domain = sandbox.hostname_and_domain(pod)
+            worker.runtime.etc_hosts = hosts.write_etc_hosts(
+                agent.volumes.pod_dir(meta["uid"]),
+                hosts.etc_hosts([ip], hostname, domain,
+                                (pod.get("spec") or {}).get("hostAliases") or []))
+            log_directory = ensure_dir(agent.log_directory(pod))
+            config = sandbox.sandbox_config(
+                pod, log_directory=str(log_directory), cgroup_parent=cgroup.cgroup_parent,
+                dns=agent.dns, attempt=attempt, capacity=(millicores, memory),
+                warn=lambda reason, message: worker.warn(reason, message))
+        except PodSetupError as exc:
+            raise SandboxError(getattr(exc, "reason", "FailedCreatePodSandBox"),
+                               str(exc), retry_after=10.0) from exc
+        agent.network.assign(meta["namespace"], meta["name"], ip, subnet, uid=meta["uid"])
         try:
             response = await agent.cri.runtime.RunPodSandbox(
                 api_pb2.RunPodSandboxRequest(config=config))
@@ -76,6 +112,8 @@ class Lifecycle:
         worker.runtime.sandbox_config = config
         worker.runtime.sandbox_ip = ip
         worker.runtime.waiting.pop("*", None)
+        worker.probes.pod_ip = ip
+        worker.probes.start()
         if not worker.runtime.node_ready:
             await agent.mark_node_ready(node["metadata"]["name"])
             worker.runtime.node_ready = True
@@ -83,153 +121,166 @@ class Lifecycle:
 
     # ---- containers --------------------------------------------------------------------
 
-    def pod_finished(self, pod: dict[str, Any], snapshot: PodSnapshot, runtime: Any) -> bool:
-        """A pod whose containers all ended for good gets no new sandbox."""
-        policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
+    async def latest_statuses(self, snapshot: PodSnapshot, sandbox_id: str | None
+                              ) -> dict[str, list[api_pb2.ContainerStatus]]:
+        """CRI statuses of the pod's containers by name, newest first; with a sandbox id,
+        only that sandbox's (a new sandbox starts every container again)."""
+        found = []
+        for c in snapshot.containers:
+            if sandbox_id is not None and c.pod_sandbox_id != sandbox_id:
+                continue
+            if (st := await self.agent.container_status(c.id)) is not None:
+                found.append(st)
+        return status.by_container(found)
+
+    def pod_finished(self, pod: dict[str, Any], statuses: dict[str, list[Any]]) -> bool:
+        """No new sandbox for a pod whose containers all ended for good (kubelet does not
+        recreate the sandbox of a restartPolicy Never pod whose containers ran)."""
+        spec = pod.get("spec") or {}
+        policy = spec.get("restartPolicy") or "Always"
         if policy == "Always":
             return False
-        containers = (pod.get("spec") or {}).get("containers") or []
-        for c in containers:
-            latest = snapshot.latest(c["name"])
-            if latest is None or latest.state != EXITED:
+        for c in spec.get("containers") or []:
+            runs = statuses.get(c["name"]) or []
+            if not runs or runs[0].state != EXITED:
                 return False
-            code = runtime.exit_codes.get(latest.id)
-            if policy == "OnFailure" and code != 0:
+            if policy == "OnFailure" and runs[0].exit_code != 0:
                 return False
         return True
 
     async def step_containers(self, worker: PodWorker, pod: dict[str, Any],
-                              snapshot: PodSnapshot, sandbox: api_pb2.PodSandbox) -> None:
-        spec = pod.get("spec") or {}
-        policy = spec.get("restartPolicy") or "Always"
-        await self._learn_exits(worker, snapshot)
-        for container in spec.get("initContainers") or []:
-            latest = snapshot.latest(container["name"], sandbox.id)
-            if container.get("restartPolicy") == "Always":  # a native sidecar
-                if latest is None or latest.state == EXITED:
-                    await self._start_or_back_off(worker, pod, container, snapshot, sandbox,
-                                                  latest, restart=True)
-                    return
-                if latest.state != RUNNING or not worker.probes.started(container["name"]):
-                    return
+                              snapshot: PodSnapshot, sandbox_id: str) -> bool:
+        """One round of kubelet's actions; False when an init container failed for good
+        under restartPolicy Never (the pod fails)."""
+        current = await self.latest_statuses(snapshot, sandbox_id)
+        latest = {name: runs[0] for name, runs in current.items()}
+        for name, st in latest.items():
+            worker.probes.set_container(name, st.id, running=st.state == RUNNING,
+                                        started_at=st.started_at / 1e9,
+                                        exited=st.state == EXITED)
+        plan = restarts.plan(pod, latest, startup=worker.probes.started,
+                             liveness=worker.probes.live)
+        if plan.kill_pod:
+            return False
+        for kill in plan.kill:
+            container = find_container(pod, kill.name) or {"name": kill.name}
+            await self.agent.events.pod(pod, "Normal", "Killing", kill.message,
+                                        field_path=field_path(pod, kill.name))
+            grace = restarts.grace_period(pod, container, kill.reason)
+            if kill.reason in ("LivenessProbe", "StartupProbe"):
+                await self._pre_stop(worker, pod, container, kill.container_id, grace)
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await self.agent.cri.runtime.StopContainer(api_pb2.StopContainerRequest(
+                    container_id=kill.container_id, timeout=grace))
+        for name in [*plan.start_init, *plan.start]:
+            container = find_container(pod, name)
+            if container is None:
                 continue
-            if latest is None:
-                await self._start(worker, pod, container, snapshot, sandbox)
-                return
-            if latest.state in (RUNNING, CREATED):
-                return
-            if worker.runtime.exit_codes.get(latest.id) == 0:
-                continue
-            await self._start_or_back_off(worker, pod, container, snapshot, sandbox, latest,
-                                          restart=policy != "Never")
-            return
-        for container in spec.get("containers") or []:
-            latest = snapshot.latest(container["name"], sandbox.id)
-            if latest is None:
-                if snapshot.latest(container["name"]) is not None and policy != "Always":
-                    previous = snapshot.latest(container["name"])
-                    code = worker.runtime.exit_codes.get(previous.id) if previous else None
-                    if policy == "Never" or code == 0:
-                        continue  # ended for good in an earlier sandbox
-                await self._start(worker, pod, container, snapshot, sandbox)
-                continue
-            if latest.state == RUNNING:
-                if worker.probes.liveness_failed(container["name"]):
-                    await self._kill_unhealthy(worker, pod, container, latest)
-                continue
-            if latest.state == EXITED:
-                code = worker.runtime.exit_codes.get(latest.id)
-                restart = policy == "Always" or (policy == "OnFailure" and code != 0)
-                if restart:
-                    await self._start_or_back_off(worker, pod, container, snapshot, sandbox,
-                                                  latest, restart=True)
-
-    async def _learn_exits(self, worker: PodWorker, snapshot: PodSnapshot) -> None:
-        """Exit codes of exited containers (ListContainers does not carry them)."""
-        for c in snapshot.containers:
-            if c.state == EXITED and c.id not in worker.runtime.exit_codes:
-                status = await self.agent.container_status(c.id)
-                if status is not None:
-                    worker.runtime.exit_codes[c.id] = status.exit_code
-                    if status.reason == "OOMKilled" or status.exit_code != 0:
-                        worker.runtime.exited_reason[c.id] = status.reason
-
-    async def _start_or_back_off(self, worker: PodWorker, pod: dict[str, Any],
-                                 container: dict[str, Any], snapshot: PodSnapshot,
-                                 sandbox: api_pb2.PodSandbox,
-                                 latest: api_pb2.Container | None, *, restart: bool) -> None:
-        name = container["name"]
-        if latest is not None and not restart:
-            return
-        if latest is not None:
-            wait = worker.backoff.delay_left(name, latest, time.time())
-            if wait > 0:
-                worker.runtime.waiting[name] = Waiting(
-                    "CrashLoopBackOff",
-                    f"back-off {worker.backoff.current(name):.0f}s restarting failed "
-                    f"container={name} pod={pod['metadata']['name']}_"
-                    f"{pod['metadata']['namespace']}({pod['metadata']['uid']})")
-                worker.wake(wait)
-                return
-        await self._start(worker, pod, container, snapshot, sandbox)
+            previous = latest.get(name)
+            if previous is not None and previous.state == EXITED:
+                finished = previous.finished_at / 1e9
+                message = self.agent.backoff.check(pod, container, finished)
+                if message is not None:
+                    worker.runtime.waiting[name] = Waiting("CrashLoopBackOff", message)
+                    await self.agent.events.pod(
+                        pod, "Warning", "BackOff", "Back-off restarting failed container "
+                        f"{name} in pod {pod['metadata']['name']}_"
+                        f"{pod['metadata']['namespace']}({pod['metadata']['uid']})",
+                        field_path=field_path(pod, name))
+                    worker.wake(max(0.1, self.agent.backoff.retry_at(pod, container, finished)
+                                    - time.time()))
+                    continue
+            await self._start(worker, pod, container, snapshot, sandbox_id)
+        return True
 
     async def _start(self, worker: PodWorker, pod: dict[str, Any], container: dict[str, Any],
-                     snapshot: PodSnapshot, sandbox: api_pb2.PodSandbox) -> None:
-        agent, name = self.agent, container["name"]
+                     snapshot: PodSnapshot, sandbox_id: str) -> None:
+        agent, name, meta = self.agent, container["name"], pod["metadata"]
+        path = field_path(pod, name)
         try:
             image_ref = await agent.images.ensure(pod, container, worker)
-        except Exception as exc:  # ImageError: reason and message are set by ensure
-            worker.runtime.waiting[name] = Waiting(getattr(exc, "reason", "ErrImagePull"),
-                                                   str(exc))
-            worker.wake(getattr(exc, "retry_after", 10.0))
+        except ImageError as exc:
+            worker.runtime.waiting[name] = Waiting(exc.reason, str(exc))
+            worker.wake(exc.retry_after)
             return
         attempt = snapshot.next_attempt(name)
         log_directory = agent.log_directory(pod)
-        log_path = container_log_path(log_directory, name, attempt)
-        ensure_dir(log_path.parent)
+        ensure_dir(container_log_path(log_directory, name, attempt).parent)
+        _, memory = self.capacity(pod)
+        node = agent.nodes.get(pod["spec"].get("nodeName") or "") or {}
+        ip = worker.runtime.sandbox_ip
         try:
-            config = await agent.translation.container_config(
-                pod, container, worker=worker, image_ref=image_ref, attempt=attempt,
-                log_path=log_path.relative_to(log_directory))
-        except Exception as exc:  # missing ConfigMap/Secret key, bad securityContext
-            worker.runtime.waiting[name] = Waiting("CreateContainerConfigError", str(exc))
-            await agent.events.pod(pod, "Warning", "Failed", f"Error: {exc}")
+            sources = PodSources(agent.client,
+                                 node_allocatable=(node.get("status") or {}).get(
+                                     "allocatable") or {},
+                                 pod_ips=[ip] if ip else [], host_ips=[ip] if ip else [])
+            envs = await env.resolve_env(pod, container, sources,
+                                         warn=lambda r, m: worker.warn(r, m))
+            termination = containers.new_termination_log(ensure_dir(
+                agent.pod_dir(meta["uid"]) / "containers" / name).as_posix())
+            mounts = containers.container_mounts(
+                pod, container, worker.runtime.volumes, envs=envs,
+                etc_hosts_path=worker.runtime.etc_hosts,
+                termination_message_host_path=termination)
+            image_uid, image_user = await agent.images.user_of(image_ref)
+            config = containers.container_config(
+                pod, container, image_ref=image_ref, env=envs, mounts=mounts,
+                log_path=containers.container_log_path(name, attempt), attempt=attempt,
+                memory_capacity=memory, image_uid=image_uid, image_username=image_user)
+        except PodSetupError as exc:
+            worker.runtime.waiting[name] = Waiting(getattr(exc, "reason",
+                                                           "CreateContainerConfigError"),
+                                                   str(exc))
+            await agent.events.pod(pod, "Warning", "Failed", f"Error: {exc}", field_path=path)
             worker.wake(10.0)
             return
         try:
             created = await agent.cri.runtime.CreateContainer(api_pb2.CreateContainerRequest(
-                pod_sandbox_id=sandbox.id, config=config,
+                pod_sandbox_id=sandbox_id, config=config,
                 sandbox_config=worker.runtime.sandbox_config))
             await agent.events.pod(pod, "Normal", "Created", f"Created container {name}",
-                                   field_path=_field_path(pod, name))
+                                   field_path=path)
             await agent.cri.runtime.StartContainer(api_pb2.StartContainerRequest(
                 container_id=created.container_id))
         except grpc.aio.AioRpcError as exc:
             worker.runtime.waiting[name] = Waiting("CreateContainerError", exc.details() or "")
             await agent.events.pod(pod, "Warning", "Failed", f"Error: {exc.details()}",
-                                   field_path=_field_path(pod, name))
+                                   field_path=path)
             worker.wake(5.0)
             return
         worker.runtime.waiting.pop(name, None)
-        worker.backoff.started(name, time.time())
-        worker.probes.container_started(name, created.container_id)
+        worker.probes.set_container(name, created.container_id, running=True,
+                                    started_at=time.time())
         await agent.events.pod(pod, "Normal", "Started", f"Started container {name}",
-                               field_path=_field_path(pod, name))
+                               field_path=path)
+        await self._post_start(worker, pod, container, created.container_id)
 
-    async def _kill_unhealthy(self, worker: PodWorker, pod: dict[str, Any],
-                              container: dict[str, Any], latest: api_pb2.Container) -> None:
-        name = container["name"]
-        await self.agent.events.pod(
-            pod, "Normal", "Killing",
-            f"Container {name} failed liveness probe, will be restarted",
-            field_path=_field_path(pod, name))
-        grace = _grace(pod)
-        await self._pre_stop(worker, pod, container, latest.id, grace)
-        with contextlib.suppress(grpc.aio.AioRpcError):
-            await self.agent.cri.runtime.StopContainer(api_pb2.StopContainerRequest(
-                container_id=latest.id, timeout=grace))
-        worker.probes.container_stopped(name)
-        worker.wake()
+    async def _post_start(self, worker: PodWorker, pod: dict[str, Any],
+                          container: dict[str, Any], container_id: str) -> None:
+        hook = (container.get("lifecycle") or {}).get("postStart")
+        if not hook:
+            return
+        ok, output = await self._run_hook(worker, hook, container, container_id, 30.0)
+        if not ok:
+            await self.agent.events.pod(
+                pod, "Warning", "FailedPostStartHook", f"PostStartHook failed: {output}",
+                field_path=field_path(pod, container["name"]))
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await self.agent.cri.runtime.StopContainer(api_pb2.StopContainerRequest(
+                    container_id=container_id, timeout=restarts.grace_period(pod, container)))
+
+    async def _run_hook(self, worker: PodWorker, hook: dict[str, Any],
+                        container: dict[str, Any], container_id: str, timeout: float
+                        ) -> tuple[bool, str]:
+        if "sleep" in hook:
+            await asyncio.sleep(min(timeout, float(hook["sleep"].get("seconds", 0))))
+            return True, ""
+        try:
+            return await run_probe(hook, container, pod_ip=worker.runtime.sandbox_ip,
+                                   container_id=container_id, timeout=timeout,
+                                   exec_sync=self.agent.exec_sync)
+        except Exception as exc:  # the hook's own failure, reported as kubelet does
+            return False, str(exc) or type(exc).__name__
 
     # ---- stopping ----------------------------------------------------------------------
 
@@ -240,7 +291,7 @@ class Lifecycle:
         deadline = time.monotonic() + grace
         spec = pod.get("spec") or {}
         running = {c.metadata.name: c for c in snapshot.containers if c.state == RUNNING}
-        worker.probes.stop()
+        await worker.probes.stop()
 
         async def stop(container: dict[str, Any]) -> None:
             if (current := running.get(container["name"])) is None:
@@ -260,61 +311,53 @@ class Lifecycle:
 
     async def _pre_stop(self, worker: PodWorker, pod: dict[str, Any], container: dict[str, Any],
                         container_id: str, timeout: int) -> None:
-        hook = ((container.get("lifecycle") or {}).get("preStop")) or None
+        hook = (container.get("lifecycle") or {}).get("preStop")
         if not hook or timeout <= 0:
             return
-        try:
-            await asyncio.wait_for(
-                self.agent.translation.run_hook(hook, pod, container, container_id,
-                                                worker.runtime.sandbox_ip), timeout)
-        except Exception as exc:  # kubelet records it and goes on stopping
+        ok, output = await self._run_hook(worker, hook, container, container_id, timeout)
+        if not ok:
             await self.agent.events.pod(
-                pod, "Warning", "FailedPreStopHook",
-                f"PreStopHook failed: {exc or type(exc).__name__}",
-                field_path=_field_path(pod, container["name"]))
+                pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {output}",
+                field_path=field_path(pod, container["name"]))
 
     async def release(self, worker: PodWorker) -> None:
         """After the sandbox is gone: IP record, volumes, cgroup, files, back-offs."""
-        worker.probes.stop()
-        pod = worker.pod or worker.last_pod
-        if pod is not None:
-            meta = pod["metadata"]
-            self.agent.network.release(meta["namespace"], meta["name"])
-        await self.agent.translation.release(worker.uid)
+        await worker.probes.stop()
+        pod = worker.last_pod
+        meta = pod["metadata"]
+        self.agent.network.release(meta["namespace"], meta["name"])
+        await self.agent.volumes.cleanup(worker.uid)
+        with contextlib.suppress(OSError, RuntimeError):
+            cgroups.PodCgroup.existing(worker.uid).remove()
+        self.agent.backoff.forget_pod(worker.uid)
         worker.cleanup_files()
 
     # ---- status ------------------------------------------------------------------------
 
     async def status(self, worker: PodWorker, pod: dict[str, Any], snapshot: PodSnapshot,
-                     sandbox: api_pb2.PodSandbox | None) -> dict[str, Any]:
-        statuses: dict[str, api_pb2.ContainerStatus] = {}
-        previous: dict[str, api_pb2.ContainerStatus] = {}
-        for container in _all_containers(pod):
-            runs = snapshot.runs(container["name"])
-            for run, into in zip(runs[:2], (statuses, previous), strict=False):
-                if (found := await self.agent.container_status(run.id)) is not None:
-                    into[container["name"]] = found
-        worker.runtime.running = {name: s.state == RUNNING for name, s in statuses.items()}
-        node = self.agent.nodes.get(pod["spec"]["nodeName"]) or {}
-        return self.agent.translation.pod_status(
-            pod, sandbox=sandbox, statuses=statuses, previous=previous,
-            waiting=worker.runtime.waiting, probes=worker.probes,
-            pod_ip=worker.runtime.sandbox_ip or (node_ip(node) or ""),
-            host_ip=self.agent.options.address)
+                     sandbox_id: str | None, *, terminal: bool = False) -> dict[str, Any]:
+        every = await self.latest_statuses(snapshot, None)
+        infos: dict[str, status.ContainerInfo] = {}
+        for c in _all_containers(pod):
+            name = c["name"]
+            waiting = worker.runtime.waiting.get(name) or worker.runtime.waiting.get("*")
+            infos[name] = status.ContainerInfo(
+                statuses=(every.get(name) or [])[:2],
+                waiting=(waiting.reason, waiting.message) if waiting else None,
+                started=worker.probes.started(name), ready=worker.probes.ready(name))
+        worker.runtime.running = {name: bool(runs) and runs[0].state == RUNNING
+                                  for name, runs in every.items()}
+        sandbox_status = None
+        if sandbox_id is not None:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                sandbox_status = (await self.agent.cri.runtime.PodSandboxStatus(
+                    api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id))).status
+        node = self.agent.nodes.get((pod.get("spec") or {}).get("nodeName") or "") or {}
+        ip = node_ip(node)
+        return status.pod_status(pod, sandbox=sandbox_status, containers=infos,
+                                 host_ips=[ip] if ip else [], terminal=terminal)
 
 
 def _all_containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
     spec = pod.get("spec") or {}
     return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
-
-
-def _grace(pod: dict[str, Any]) -> int:
-    return int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
-
-
-def subnet_containing(ip: str, cidrs: list[str]) -> str | None:
-    address = ipaddress.ip_address(ip)
-    for cidr in cidrs:
-        if address in ipaddress.ip_network(cidr):
-            return cidr
-    return None

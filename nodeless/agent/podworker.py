@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from cri_api.v1 import api_pb2
 
+from nodeless.agent.pods.probes import ProbeManager
 from nodeless.agent.snapshot import RUNNING, PodSnapshot, pod_snapshot
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ class PodRuntime:
     waiting: dict[str, Waiting] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
     exited_reason: dict[str, str] = field(default_factory=dict)
-    volume_paths: dict[str, Path] = field(default_factory=dict)
+    volumes: dict[str, Any] = field(default_factory=dict)
+    etc_hosts: str | None = None
     sandbox_config: api_pb2.PodSandboxConfig | None = None
     sandbox_ip: str = ""
     running: dict[str, bool] = field(default_factory=dict)
@@ -77,8 +79,10 @@ class PodWorker:
         self.last_pod: dict[str, Any] = pod
         self.key = pod_key(pod)
         self.runtime = PodRuntime()
-        self.backoff = agent.new_backoff()
-        self.probes = agent.new_probes(self)
+        self.probes = ProbeManager(pod, exec_sync=agent.exec_sync,
+                                   on_change=lambda *_: self.wake(),
+                                   on_event=lambda type_, reason, message: self.agent.events.pod(
+                                       self.last_pod, type_, reason, message))
         self.finished = False
         self._wake = asyncio.Event()
         self._wake.set()
@@ -134,36 +138,52 @@ class PodWorker:
             await self.teardown(grace=0)
             self.finished = True
             return
+        self.probes.set_pod(pod)
         if pod["metadata"].get("deletionTimestamp"):
             await self.terminate(pod)
             return
+        lifecycle = self.agent.lifecycle
         snapshot = await pod_snapshot(self.agent.cri, self.uid)
         if is_terminal(pod):
             await self.stop_sandboxes(snapshot)
             return
         sandbox = snapshot.ready_sandbox
         if sandbox is None:
-            if self.agent.lifecycle.pod_finished(pod, snapshot, self.runtime):
-                await self.write_status(pod, snapshot, None)
+            if lifecycle.pod_finished(pod, await lifecycle.latest_statuses(snapshot, None)):
+                await self.finish(pod, snapshot)
                 return
             sandbox_id = await self.start_sandbox(pod, snapshot)
             if sandbox_id is None:
                 await self.write_status(pod, snapshot, None)
                 return
             snapshot = await pod_snapshot(self.agent.cri, self.uid)
-            sandbox = snapshot.ready_sandbox
-            if sandbox is None:
-                raise RuntimeError("the sandbox just started is not ready")
-        await self.agent.lifecycle.step_containers(self, pod, snapshot, sandbox)
+        else:
+            sandbox_id = sandbox.id
+        if not await lifecycle.step_containers(self, pod, snapshot, sandbox_id):
+            await self.finish(pod, await pod_snapshot(self.agent.cri, self.uid))
+            return
         snapshot = await pod_snapshot(self.agent.cri, self.uid)
-        status = await self.write_status(pod, snapshot, snapshot.ready_sandbox)
+        status = await self.write_status(pod, snapshot, sandbox_id)
         if status.get("phase") in ("Succeeded", "Failed"):
             await self.stop_sandboxes(snapshot)
+
+    async def finish(self, pod: dict[str, Any], snapshot: PodSnapshot) -> None:
+        """The pod will run nothing more: its final status, then its sandbox stopped (the
+        containers stay for `kubectl logs` until the pod is deleted)."""
+        ready = snapshot.ready_sandbox
+        await self.write_status(pod, snapshot, ready.id if ready else None, terminal=True)
+        await self.stop_sandboxes(snapshot)
+
+    def warn(self, reason: str, message: str) -> None:
+        """A Warning Event for the pod, from code that cannot wait for it."""
+        pod = self.last_pod
+        asyncio.get_running_loop().create_task(
+            self.agent.events.pod(pod, "Warning", reason, message))
 
     async def start_sandbox(self, pod: dict[str, Any], snapshot: PodSnapshot) -> str | None:
         """A fresh sandbox (the previous one died or never was): kills what is left of
         the old one first, as kubelet does when a sandbox changes."""
-        await self.stop_sandboxes(snapshot, remove=True)
+        await self.stop_sandboxes(snapshot)
         try:
             return await self.agent.lifecycle.run_sandbox(self, pod,
                                                           snapshot.next_sandbox_attempt)
@@ -193,8 +213,10 @@ class PodWorker:
     # ---- status ------------------------------------------------------------------------
 
     async def write_status(self, pod: dict[str, Any], snapshot: PodSnapshot,
-                           sandbox: api_pb2.PodSandbox | None) -> dict[str, Any]:
-        status = await self.agent.lifecycle.status(self, pod, snapshot, sandbox)
+                           sandbox_id: str | None, *, terminal: bool = False
+                           ) -> dict[str, Any]:
+        status = await self.agent.lifecycle.status(self, pod, snapshot, sandbox_id,
+                                                   terminal=terminal)
         comparable = {k: v for k, v in status.items() if k != "conditions"}
         comparable["conditions"] = [{k: v for k, v in c.items() if k != "lastTransitionTime"}
                                     for c in status.get("conditions") or []]
@@ -227,9 +249,7 @@ class PodWorker:
         await self.agent.lifecycle.release(self)
 
     def cleanup_files(self) -> None:
-        for path in (self.agent.pod_dir(self.uid), self.agent.log_directory_of(self.uid)):
-            if path is not None:
-                shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(self.agent.log_directory(self.last_pod), ignore_errors=True)
 
 
 class SandboxError(Exception):

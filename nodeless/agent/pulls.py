@@ -136,6 +136,16 @@ class ImagePuller:
             f"{time.monotonic() - started:.3f}s", field_path=path)
         return ref
 
+    async def user_of(self, image_ref: str) -> tuple[int | None, str]:
+        """The image's configured user (uid or name), for runAsNonRoot."""
+        response = await self.agent.cri.images.ImageStatus(api_pb2.ImageStatusRequest(
+            image=api_pb2.ImageSpec(image=image_ref)))
+        if not response.HasField("image"):
+            return None, ""
+        image = response.image
+        uid = image.uid.value if image.HasField("uid") else None
+        return uid, image.username
+
     async def _present(self, image: str) -> str | None:
         response = await self.agent.cri.images.ImageStatus(api_pb2.ImageStatusRequest(
             image=api_pb2.ImageSpec(image=image)))

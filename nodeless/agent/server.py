@@ -73,12 +73,13 @@ def build_app(locator: LogLocator) -> web.Application:
 class AgentServer:
     """Serves `build_app` on host:port with TLS; `port` is known once started."""
 
-    def __init__(self, locator: LogLocator, host: str, port: int,
+    def __init__(self, locator: LogLocator | None, host: str, port: int,
                  context: ssl.SSLContext) -> None:
         self.locator, self.host, self.port, self.context = locator, host, port, context
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
+        assert self.locator is not None, "the agent sets itself as the locator"
         self._runner = web.AppRunner(build_app(self.locator), access_log=None,
                                      handle_signals=False, shutdown_timeout=1)
         await self._runner.setup()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lightkube import AsyncClient
 from lightkube.config.kubeconfig import KubeConfig
 
 from nodeless.agent.agent import Agent, AgentOptions
@@ -76,23 +77,14 @@ def client_ca_file(setup: AgentSetup) -> Path:
     return path
 
 
-def build_agent(setup: AgentSetup, client: object, cri: CRIClient, network: PodNetwork
+def build_agent(setup: AgentSetup, client: AsyncClient, cri: CRIClient, network: PodNetwork
                 ) -> Agent:
-    from nodeless.agent.pulls import ImagePuller
-    from nodeless.agent.translation import Translation, new_backoff, new_probes
-
     cert, key = serving_material(setup)
-    server = AgentServer(None, setup.listen_host, setup.listen_port,  # type: ignore[arg-type]
+    server = AgentServer(None, setup.listen_host, setup.listen_port,
                          tls_context(cert, key, client_ca_file(setup)))
     options = AgentOptions(host=setup.offer.name, address=setup.offer.address,
                            state_dir=setup.state_dir, offer=setup.offer)
-    agent = Agent(client, cri, network, options,  # type: ignore[arg-type]
-                  translation=None, images=None, new_backoff=new_backoff,
-                  new_probes=new_probes, server=server)
-    agent.translation = Translation(agent)
-    agent.images = ImagePuller(agent)
-    server.locator = agent
-    return agent
+    return Agent(client, cri, network, options, server=server)
 
 
 async def run_agent(setup: AgentSetup, ready: Callable[[], None] | None = None) -> None:
