@@ -174,7 +174,6 @@ class Containerd:
     _proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
     _monitor: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopping: bool = field(default=False, repr=False)
-    _ready: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @classmethod
     def managed(cls, config: ContainerdConfig) -> Containerd:
@@ -186,7 +185,6 @@ class Containerd:
         CRI answers."""
         running = cls(socket=Path(socket))
         await running.wait_ready(timeout)
-        running._ready.set()
         return running
 
     @property

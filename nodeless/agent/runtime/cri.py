@@ -32,19 +32,46 @@ class CRIUnavailable(RuntimeError):
     """containerd's CRI did not answer in time."""
 
 
+IDEMPOTENT = frozenset({
+    "Version", "Status", "ListPodSandbox", "PodSandboxStatus", "ListContainers",
+    "ContainerStatus", "ContainerStats", "ListContainerStats", "PodSandboxStats",
+    "ListPodSandboxStats", "StopPodSandbox", "RemovePodSandbox", "StopContainer",
+    "RemoveContainer", "UpdateContainerResources", "ListImages", "ImageStatus", "PullImage",
+    "RemoveImage", "ImageFsInfo",
+})
+"""CRI calls safe to send again (CRI defines stop/remove as idempotent; the rest read).
+Run/Create/Start/Exec are not: after UNAVAILABLE the caller must look before retrying."""
+
+
 class _WaitForContainerd(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Every unary call waits for the channel to be ready, with a default deadline."""
+    """Every unary call waits for the channel to be ready, with a default deadline; an
+    idempotent call cut by containerd going away (UNAVAILABLE) is sent again."""
 
     def __init__(self, default_timeout: float) -> None:
         self.default_timeout = default_timeout
 
     async def intercept_unary_unary(self, continuation: Callable[..., Any],
                                     client_call_details: Any, request: Any) -> Any:
-        details = client_call_details._replace(
-            wait_for_ready=True if client_call_details.wait_for_ready is None
-            else client_call_details.wait_for_ready,
-            timeout=client_call_details.timeout or self.default_timeout)
-        return await continuation(details, request)
+        timeout = client_call_details.timeout or self.default_timeout
+        method = client_call_details.method
+        method = (method.decode() if isinstance(method, bytes) else method).rsplit("/", 1)[-1]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            details = client_call_details._replace(
+                wait_for_ready=True if client_call_details.wait_for_ready is None
+                else client_call_details.wait_for_ready,
+                timeout=max(deadline - loop.time(), 0.001))
+            call = await continuation(details, request)
+            if method not in IDEMPOTENT:
+                return call
+            try:
+                return await call
+            except grpc.aio.AioRpcError as error:
+                if (error.code() != grpc.StatusCode.UNAVAILABLE
+                        or loop.time() + 0.1 >= deadline):
+                    raise
+            await asyncio.sleep(0.1)
 
 
 class CRIClient:

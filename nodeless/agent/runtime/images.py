@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 BUSYBOX = "/bin/busybox"
 CATATONIT = "/usr/bin/catatonit"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 """Bump when a recipe below changes, so cached layouts are rebuilt."""
 
 PAUSE_REPOSITORY, PAUSE_TAG = "nodeless/pause", "3.9-catatonit"
@@ -40,7 +40,7 @@ ECHO_CGI = """#!/bin/sh
 # Answers every request with who served it and what was asked.
 printf 'Content-Type: text/plain\\r\\n\\r\\n'
 echo "hello from $(hostname)"
-echo "$REQUEST_METHOD $REQUEST_URI"
+echo "$REQUEST_METHOD $REQUEST_URI from $REMOTE_ADDR"
 """
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
