@@ -1,10 +1,9 @@
-"""The pod -> IP records the agent writes and our CNI plugin reads.
+"""The pod -> IP records the agent writes and our CNI plugin reads (records.py).
 
 containerd runs one CNI network list for every sandbox and tells the plugin only the pod's
 namespace and name (CNI_ARGS K8S_POD_NAMESPACE / K8S_POD_NAME). The IP, though, was chosen
 by the fargate-scheduler. So the agent writes it down before RunPodSandbox, one small JSON
-file per pod, and the plugin looks it up. Stdlib only: the plugin imports this module in a
-fresh interpreter for every sandbox.
+file per pod, and the plugin looks it up.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from nodeless.agent.network import records
 
 MAX_IFNAME = 15
 """Linux interface names are at most 15 characters (IFNAMSIZ - 1)."""
@@ -42,8 +43,7 @@ class Assignment:
 
 
 def record_path(pods_dir: Path, namespace: str, name: str) -> Path:
-    # Namespaces are DNS labels and pod names DNS subdomains: neither holds "_" or "/".
-    return pods_dir / f"{namespace}_{name}.json"
+    return Path(records.record_path(pods_dir, namespace, name))
 
 
 def write(pods_dir: Path, assignment: Assignment) -> None:
@@ -56,11 +56,8 @@ def write(pods_dir: Path, assignment: Assignment) -> None:
 
 
 def read(pods_dir: Path, namespace: str, name: str) -> Assignment | None:
-    try:
-        data = json.loads(record_path(pods_dir, namespace, name).read_text())
-    except FileNotFoundError:
-        return None
-    return Assignment(**data)
+    data = records.read_record(pods_dir, namespace, name)
+    return Assignment(**data) if data is not None else None
 
 
 def short_hash(text: str, length: int = 4) -> str:

@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
-from typing import Any
 
-from nodeless.agent.network.assignments import Assignment, bridge_name, read
+from nodeless.agent.network.records import read_record
+
+# Imports are paid on every sandbox start (a fresh interpreter each time): stdlib's
+# lightest only, no typing, no dataclasses, no pathlib.
 
 SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
 ERR_INVALID_CONFIG = 7
@@ -40,11 +41,11 @@ def cni_args(raw: str) -> dict[str, str]:
     return {key: value for key, value in pairs}
 
 
-def delegate_config(conf: dict[str, Any], assignment: Assignment | None) -> dict[str, Any]:
+def delegate_config(conf: dict, record: dict | None) -> dict:
     """The `bridge` plugin's config for this pod. Without an assignment (DEL of a pod the
     agent already forgot) only the parts DEL uses matter: it removes the pod's interface
     from its netns."""
-    bridge: dict[str, Any] = {
+    bridge: dict = {
         "cniVersion": conf.get("cniVersion", "1.0.0"),
         "name": conf.get("name", "nodeless"),
         "type": "bridge",
@@ -53,20 +54,21 @@ def delegate_config(conf: dict[str, Any], assignment: Assignment | None) -> dict
         "hairpinMode": True,
         "ipam": {"type": "static", "addresses": []},
     }
-    if assignment is None:
+    if record is None:
         bridge["bridge"] = f"{conf.get('bridgePrefix', 'nl')}gone"
         return bridge
-    bridge["bridge"] = assignment.bridge
+    prefix_length = record["subnet"].split("/")[1]
+    bridge["bridge"] = record["bridge"]
     bridge["ipam"] = {
         "type": "static",
-        "addresses": [{"address": f"{assignment.ip}/{assignment.prefix_length}",
-                       "gateway": assignment.gateway}],
-        "routes": [{"dst": "0.0.0.0/0", "gw": assignment.gateway}],
+        "addresses": [{"address": f"{record['ip']}/{prefix_length}",
+                       "gateway": record["gateway"]}],
+        "routes": [{"dst": "0.0.0.0/0", "gw": record["gateway"]}],
     }
     return bridge
 
 
-def _delegate(plugin: str, conf: dict[str, Any], delegate_dir: str) -> int:
+def _delegate(plugin: str, conf: dict, delegate_dir: str) -> int:
     """Run the stock plugin with our environment and `conf`; its stdout is ours."""
     import subprocess
 
@@ -77,45 +79,41 @@ def _delegate(plugin: str, conf: dict[str, Any], delegate_dir: str) -> int:
     return result.returncode
 
 
-def run(command: str, conf: dict[str, Any], env: dict[str, str]) -> int:
+def run(command: str, conf: dict, env: dict[str, str]) -> int:
     if command == "VERSION":
         print(json.dumps({"cniVersion": conf.get("cniVersion", "1.0.0"),
                           "supportedVersions": SUPPORTED_VERSIONS}))
         return 0
     try:
-        pods_dir = Path(conf["podsDir"])
+        pods_dir = conf["podsDir"]
         delegate_dir = conf.get("delegateDir", "/usr/lib/cni")
     except KeyError as missing:
         raise CNIError(ERR_INVALID_CONFIG, f"nodeless CNI config lacks {missing}") from None
     args = cni_args(env.get("CNI_ARGS", ""))
     namespace, name = args.get("K8S_POD_NAMESPACE"), args.get("K8S_POD_NAME")
-    assignment = read(pods_dir, namespace, name) if namespace and name else None
+    record = read_record(pods_dir, namespace, name) if namespace and name else None
     if command == "DEL":
-        return _delegate("bridge", delegate_config(conf, assignment), delegate_dir)
+        return _delegate("bridge", delegate_config(conf, record), delegate_dir)
     if command not in ("ADD", "CHECK"):
         raise CNIError(4, f"unknown CNI_COMMAND {command!r}")
     if not namespace or not name:
         raise CNIError(ERR_NO_ASSIGNMENT, "sandbox has no K8S_POD_NAMESPACE/K8S_POD_NAME in "
                        f"CNI_ARGS ({env.get('CNI_ARGS', '')!r}): nodeless networks only pods")
-    if assignment is None:
+    if record is None:
         raise CNIError(ERR_NO_ASSIGNMENT,
                        f"pod {namespace}/{name} has no IP assigned on this host",
                        "the agent records the scheduler's IP (PodNetwork.assign) before "
                        f"RunPodSandbox; no record in {pods_dir}")
     uid = args.get("K8S_POD_UID", "")
-    if assignment.uid and uid and assignment.uid != uid:
+    if record.get("uid") and uid and record["uid"] != uid:
         raise CNIError(ERR_NO_ASSIGNMENT,
                        f"pod {namespace}/{name} (uid {uid}) has no IP assigned on this host",
-                       f"the record is for an earlier pod of that name (uid {assignment.uid})")
-    expected = bridge_name(conf.get("bridgePrefix", "nl"), assignment.subnet)
-    if assignment.bridge != expected:
-        raise CNIError(ERR_INVALID_CONFIG, f"pod {namespace}/{name} is recorded on bridge "
-                       f"{assignment.bridge}, expected {expected} for {assignment.subnet}")
-    return _delegate("bridge", delegate_config(conf, assignment), delegate_dir)
+                       f"the record is for an earlier pod of that name (uid {record['uid']})")
+    return _delegate("bridge", delegate_config(conf, record), delegate_dir)
 
 
 def main() -> int:
-    conf: dict[str, Any] = {}
+    conf: dict = {}
     try:
         raw = sys.stdin.read()
         conf = json.loads(raw) if raw.strip() else {}

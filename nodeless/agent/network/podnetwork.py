@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nodeless
 from nodeless.agent.network import assignments
 from nodeless.agent.network.assignments import Assignment, short_hash
 from nodeless.agent.network.firewall import Firewall
@@ -36,6 +37,17 @@ CNI_VERSION = "1.0.0"
 
 def _gateway(subnet: str) -> str:
     return str(ipaddress.ip_network(subnet).network_address + 1)
+
+
+def plugin_wrapper(python: str) -> str:
+    """The executable containerd runs as CNI plugin `nodeless`. Python without `site`
+    (-S) and with only our package on its path: the interpreter starts in ~25 ms instead
+    of ~90 ms with the venv's site, on every sandbox start."""
+    package_root = Path(nodeless.__file__).resolve().parent.parent
+    code = (f"import sys; sys.path.insert(0, {str(package_root)!r}); "
+            "from nodeless.agent.network.cniplugin import main; sys.exit(main())")
+    return ("#!/bin/sh\n# nodeless CNI plugin (nodeless/agent/network/cniplugin.py)\n"
+            f"exec {shlex.quote(python)} -I -S -c {shlex.quote(code)}\n")
 
 
 @dataclass
@@ -85,8 +97,7 @@ class PodNetwork:
                 link.symlink_to(plugin)
         wrapper = self.plugin_dir / NETWORK_NAME
         tmp = wrapper.with_suffix(".tmp")
-        tmp.write_text("#!/bin/sh\n# nodeless CNI plugin (nodeless/agent/network/cniplugin.py)\n"
-                       f"exec {shlex.quote(self.python)} -I -m nodeless.agent.network.cniplugin\n")
+        tmp.write_text(plugin_wrapper(self.python))
         tmp.chmod(0o755)
         os.replace(tmp, wrapper)
         self.conf_dir.mkdir(parents=True, exist_ok=True)
