@@ -17,6 +17,7 @@ import grpc
 import pytest
 from cri_api.v1 import api_pb2
 
+from nodeless.agent.runtime.cgroups import hierarchies, remove_cgroup
 from nodeless.agent.runtime.containerd import Containerd, ContainerdConfig
 from nodeless.agent.runtime.cri import CRIClient, CRIUnavailable
 from nodeless.agent.runtime.spec import container_rlimits
@@ -73,14 +74,21 @@ async def test_image_pulled_through_cri_from_local_registry(
 async def test_container_gets_fargate_rlimits_capped_at_host(sandboxes: Sandboxes,
                                                              container_runtime: RunningRuntime
                                                              ) -> None:
+    """Read from the container's own process (its log), not from an ExecSync'd shell:
+    runc 1.1.5 (Go 1.19) sometimes gives exec'd processes nofile soft = hard (runc #4195)."""
     pod = await sandboxes.run_pod("limits")
-    container = await sandboxes.start(pod, container_runtime.images.busybox, ["sleep", "600"])
-    expected = {limit.type: limit for limit in container_rlimits()}
-    code, out, err = await sandboxes.exec(
-        container, "sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -Su; ulimit -Hu")
-    assert code == 0, err
-    nofile, nproc = expected["RLIMIT_NOFILE"], expected["RLIMIT_NPROC"]
-    assert out.split() == [str(nofile.soft), str(nofile.hard), str(nproc.soft), str(nproc.hard)]
+    await sandboxes.start(pod, container_runtime.images.busybox, [
+        "sh", "-c", "echo $(ulimit -Sn) $(ulimit -Hn) $(ulimit -Su) $(ulimit -Hu); sleep 600"])
+    log_file = Path(pod.config.log_directory) / "main.log"
+    for _ in range(100):
+        if log_file.exists() and log_file.read_text().strip():
+            break
+        await asyncio.sleep(0.05)
+    # CRI log line: "<time> stdout F <text>"
+    printed = log_file.read_text().splitlines()[0].split(" ", 3)[3].split()
+    limits = {limit.type: limit for limit in container_rlimits()}
+    nofile, nproc = limits["RLIMIT_NOFILE"], limits["RLIMIT_NPROC"]
+    assert printed == [str(nofile.soft), str(nofile.hard), str(nproc.soft), str(nproc.hard)]
     host_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     assert (nofile.soft, nofile.hard) == (1024, min(65535, host_hard))
 
@@ -173,3 +181,15 @@ async def test_containerd_that_cannot_start_says_why(tmp_path: Path) -> None:
     with pytest.raises(CRIUnavailable, match="containerd exited with code 1 at start"):
         await broken.start(timeout=10)
 
+
+
+async def test_pod_cgroup_removed_with_its_sandbox(sandboxes: Sandboxes,
+                                                   container_runtime: RunningRuntime) -> None:
+    pod = await sandboxes.run_pod("cgrouped")
+    await sandboxes.start(pod, container_runtime.images.busybox, ["sleep", "600"])
+    parent = pod.config.linux.cgroup_parent.strip("/")
+    dirs = [h / parent for h in hierarchies()]
+    assert any(d.is_dir() for d in dirs)
+    await sandboxes.remove_all()
+    assert not any(d.exists() for d in dirs)
+    assert remove_cgroup(pod.config.linux.cgroup_parent) == []  # twice is fine

@@ -8,6 +8,13 @@ on top of it, as it does on its own default.
 
 A process without CAP_SYS_RESOURCE cannot raise a hard limit above its own, and runc would
 fail to start every container if we asked, so hard limits are capped at this host's.
+
+Known gap, in runc itself: Debian 12's runc 1.1.5, built with Go 1.19, races with Go's
+runtime (which raises its own soft RLIMIT_NOFILE to the hard one) when it sets the limits
+of a process started by exec (ExecSync, kubectl exec, exec probes): now and then (~1 in
+10 here) such a process gets nofile soft = hard (runc issue #4195, fixed in later runc).
+The container's own processes always get the spec's values. The pause container is not
+built from this spec (containerd 1.6) and keeps the shim's limits.
 """
 
 from __future__ import annotations
