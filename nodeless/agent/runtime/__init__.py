@@ -8,6 +8,9 @@
 - registry.py    LocalRegistry: Debian's docker-registry on 127.0.0.1, storage in a dir
 - images.py      seed_registry: pause, busybox and an HTTP example built offline (umoci,
                  skopeo) from Debian's static binaries, cached
+- stack.py       start_stack: registry -> images -> pod network -> containerd, in that
+                 order, as `nodeless up` and the test fixture both need; RuntimeStack.stop
+- cgroups.py     remove a pod's cgroup parent after its sandbox (runc leaves it behind)
 - process.py     child daemons that die with the agent
 
 Pod networking (CNI, nftables) is nodeless/agent/network; the pod lifecycle on top of
