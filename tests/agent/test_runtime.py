@@ -8,6 +8,7 @@ import os
 import resource
 import signal
 import statistics
+import sys
 import time
 import tomllib
 from collections.abc import AsyncIterator
@@ -193,3 +194,40 @@ async def test_pod_cgroup_removed_with_its_sandbox(sandboxes: Sandboxes,
     await sandboxes.remove_all()
     assert not any(d.exists() for d in dirs)
     assert remove_cgroup(pod.config.linux.cgroup_parent) == []  # twice is fine
+
+
+CHILD_AGENT = """
+import asyncio, sys, time
+from pathlib import Path
+from nodeless.agent.runtime.containerd import Containerd, ContainerdConfig
+
+async def main():
+    d = Path(sys.argv[1])
+    containerd = Containerd.managed(ContainerdConfig(
+        state_dir=d, sandbox_image="unused", cni_bin_dir=d / "bin", cni_conf_dir=d / "net.d"))
+    await containerd.start()
+    print(containerd.pid, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+async def test_containerd_dies_with_the_agent(tmp_path: Path) -> None:
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD_AGENT, str(tmp_path), stdout=asyncio.subprocess.PIPE)
+    assert agent.stdout is not None
+    line = await asyncio.wait_for(agent.stdout.readline(), 60)
+    containerd_pid = int(line)
+    os.kill(containerd_pid, 0)  # running
+    agent.kill()
+    await agent.wait()
+    for _ in range(100):
+        try:
+            os.kill(containerd_pid, 0)
+        except ProcessLookupError:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        os.kill(containerd_pid, signal.SIGKILL)
+        pytest.fail("containerd outlived the agent that started it")

@@ -2,7 +2,9 @@
 
 A daemon we start is ours to stop: the kernel sends it SIGTERM if our process dies first
 (PR_SET_PDEATHSIG, as `nodeless/cli/child.py` does for components), so a killed agent or
-test run leaves no containerd holding sockets and mounts behind.
+test run leaves no containerd holding sockets and mounts behind. The kernel ties this to
+the *thread* that forked: start daemons from a thread that lives as long as they should
+(the event loop's thread, which is where asyncio forks).
 """
 
 from __future__ import annotations
