@@ -156,7 +156,7 @@ def registry_hosts_toml(registry: str) -> str:
     """containerd's hosts.toml for a registry served over plain HTTP on `registry`."""
     return (f'server = "http://{registry}"\n\n'
             f'[host."http://{registry}"]\n'
-            '  capabilities = ["pull", "resolve", "push"]\n'
+            '  capabilities = ["pull", "resolve"]\n'
             '  skip_verify = true\n')
 
 
