@@ -266,7 +266,7 @@ class Containerd:
             delay = min(delay * 2, high)
             try:
                 await self._spawn_and_wait(60.0)
-            except CRIUnavailable as error:
+            except Exception as error:  # noqa: BLE001 - keep trying; this task must not end
                 log.error("containerd restart failed: %s", error)
                 continue
             self.restarts += 1

@@ -40,12 +40,22 @@ IDEMPOTENT = frozenset({
     "RemoveImage", "ImageFsInfo",
 })
 """CRI calls safe to send again (CRI defines stop/remove as idempotent; the rest read).
-Run/Create/Start/Exec are not: after UNAVAILABLE the caller must look before retrying."""
+Run/Create/Start/Exec are not: after UNAVAILABLE the caller must look before retrying
+(a call containerd refused as "not initialized" never ran: those are retried always)."""
+
+
+def not_serving(error: grpc.aio.AioRpcError) -> bool:
+    """containerd is away (UNAVAILABLE) or up but its CRI still recovering the sandboxes
+    it had ("server is not initialized yet", which 1.6 sends with code UNKNOWN)."""
+    return error.code() == grpc.StatusCode.UNAVAILABLE or (
+        error.code() == grpc.StatusCode.UNKNOWN
+        and "not initialized" in (error.details() or ""))
 
 
 class _WaitForContainerd(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Every unary call waits for the channel to be ready, with a default deadline; an
-    idempotent call cut by containerd going away (UNAVAILABLE) is sent again."""
+    """Every unary call waits for the channel to be ready, with a default deadline; a call
+    containerd refused while recovering is sent again, and so is an idempotent call cut by
+    containerd going away (UNAVAILABLE)."""
 
     def __init__(self, default_timeout: float) -> None:
         self.default_timeout = default_timeout
@@ -63,13 +73,12 @@ class _WaitForContainerd(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[
                 else client_call_details.wait_for_ready,
                 timeout=max(deadline - loop.time(), 0.001))
             call = await continuation(details, request)
-            if method not in IDEMPOTENT:
-                return call
             try:
                 return await call
             except grpc.aio.AioRpcError as error:
-                if (error.code() != grpc.StatusCode.UNAVAILABLE
-                        or loop.time() + 0.1 >= deadline):
+                never_ran = error.code() == grpc.StatusCode.UNKNOWN and not_serving(error)
+                retry = never_ran or (method in IDEMPOTENT and not_serving(error))
+                if not retry or loop.time() + 0.1 >= deadline:
                     raise
             await asyncio.sleep(0.1)
 
@@ -100,8 +109,8 @@ class CRIClient:
                 return await self.version(timeout=min(left, 2.0))
             except grpc.aio.AioRpcError as error:
                 last = error
-                if error.code() not in (grpc.StatusCode.UNAVAILABLE,
-                                        grpc.StatusCode.DEADLINE_EXCEEDED):
+                if not (not_serving(error)
+                        or error.code() == grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise
             await asyncio.sleep(0.05)
         detail = last.details() if isinstance(last, grpc.aio.AioRpcError) else last
