@@ -97,8 +97,8 @@ class Agent:
         return self.nodes_cache.objects
 
     def subnet_of(self, ip: str) -> str | None:
-        cidrs = [str((s.get("spec") or {}).get("cidr")) for s in
-                 self.subnets_cache.objects.values() if (s.get("spec") or {}).get("cidr")]
+        cidrs = [str((s.get("spec") or {}).get("cidrBlock")) for s in
+                 self.subnets_cache.objects.values() if (s.get("spec") or {}).get("cidrBlock")]
         return subnet_containing(ip, cidrs)
 
     def log_directory(self, pod: dict[str, Any]) -> Path:
@@ -211,6 +211,7 @@ class Agent:
 
     def _start_worker(self, pod: dict[str, Any]) -> PodWorker:
         worker = PodWorker(self, pod["metadata"]["uid"], pod)
+        log.debug("pod %s: worker started", worker.key)
         self.workers[worker.uid] = worker
         worker.task = asyncio.create_task(self._run_worker(worker), name=f"pod-{worker.key}")
         return worker
@@ -255,7 +256,6 @@ class Agent:
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         tasks: list[asyncio.Task[Any]] = []
         try:
-            self.network.setup()
             if self.server is not None:
                 await self.server.start()
                 self.options.offer.endpoint = self.server.url
@@ -301,6 +301,8 @@ class Agent:
             if self._mine(pod):
                 self._start_worker(pod)
         self._adopted.set()
+        log.info("serving %d micro-nodes, %d pods of this host", len(self.nodes),
+                 len(self.workers))
         sandboxes = await self.cri.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest())
         orphans: dict[str, api_pb2.PodSandbox] = {}
         for sandbox in sandboxes.items:

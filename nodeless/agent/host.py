@@ -64,7 +64,8 @@ class HostOffer:
 
 async def served_zones(client: AsyncClient) -> list[str]:
     """Every zone with a private subnet: one host on one machine serves them all."""
-    zones = {(s.to_dict().get("spec") or {}).get("zone") async for s in client.list(Subnet)}
+    zones = {(s.to_dict().get("spec") or {}).get("availabilityZone")
+             async for s in client.list(Subnet) if (s.to_dict().get("spec") or {}).get("private")}
     found = sorted(z for z in zones if z)
     if not found:
         raise RuntimeError("no Subnet objects are published: cannot tell which zones this "

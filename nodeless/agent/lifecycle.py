@@ -103,6 +103,8 @@ class Lifecycle:
             raise SandboxError(getattr(exc, "reason", "FailedCreatePodSandBox"),
                                str(exc), retry_after=10.0) from exc
         agent.network.assign(meta["namespace"], meta["name"], ip, subnet, uid=meta["uid"])
+        log.debug("pod %s/%s: RunPodSandbox (attempt %d, %s)", meta["namespace"],
+                  meta["name"], attempt, ip)
         try:
             response = await agent.cri.runtime.RunPodSandbox(
                 api_pb2.RunPodSandboxRequest(config=config))

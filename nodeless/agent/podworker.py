@@ -188,6 +188,7 @@ class PodWorker:
             return await self.agent.lifecycle.run_sandbox(self, pod,
                                                           snapshot.next_sandbox_attempt)
         except SandboxError as exc:
+            log.warning("pod %s: %s: %s", self.key, exc.reason, exc)
             self.runtime.waiting["*"] = Waiting("ContainerCreating", str(exc))
             await self.agent.events.pod(pod, "Warning", exc.reason, str(exc))
             self.wake(exc.retry_after)
