@@ -213,7 +213,8 @@ class AgentCluster:
                   "async def main():\n"
                   "    async with CRIClient(sys.argv[1]) as cri:\n"
                   "        r = await cri.runtime.ExecSync(api_pb2.ExecSyncRequest(\n"
-                  "            container_id=sys.argv[2], cmd=json.loads(sys.argv[3]), timeout=20))\n"
+                  "            container_id=sys.argv[2], cmd=json.loads(sys.argv[3]),\n"
+                  "            timeout=20))\n"
                   "        print(r.exit_code)\n"
                   "        sys.stdout.write((r.stdout + r.stderr).decode(errors='replace'))\n"
                   "asyncio.run(main())\n")
