@@ -66,6 +66,9 @@ def main(
     tls_key: Annotated[Path | None, typer.Option(help="Its key.")] = None,
     client_ca: Annotated[Path | None, typer.Option(
         help="CA of the API server's client certificate; else the kubeconfig's CA.")] = None,
+    stop_pods_on_exit: Annotated[bool, typer.Option(
+        help="On SIGTERM remove every pod's sandbox and the pod network (nodeless down); "
+        "else pods keep running and a restarted agent adopts them.")] = False,
     notify: Annotated[bool, typer.Option(
         "--notify-ready", help="Print `ready` on stdout once serving (nodeless up).")] = False,
 ) -> None:
@@ -85,7 +88,8 @@ def main(
                        containerd_socket=containerd_socket, pause_image=pause_image,
                        registries=list(registry or []), listen_host=listen_host or "127.0.0.1",
                        listen_port=int(listen_port or 10250), tls_cert=tls_cert,
-                       tls_key=tls_key, client_ca=client_ca)
+                       tls_key=tls_key, client_ca=client_ca,
+                       stop_pods_on_exit=stop_pods_on_exit)
 
     async def run() -> None:
         task = asyncio.current_task()

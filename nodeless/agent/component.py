@@ -85,7 +85,7 @@ class AgentComponent:
                 "--overcommit-memory", str(LAPTOP_OVERCOMMIT_MEMORY),
                 "--pods", str(LAPTOP_PODS), "--listen", "127.0.0.1:0",
                 "--tls-cert", str(cert), "--tls-key", str(key),
-                "--client-ca", str(material.ca_cert), "--notify-ready"]
+                "--client-ca", str(material.ca_cert), "--stop-pods-on-exit", "--notify-ready"]
         if self.host_name:
             args += ["--host-name", self.host_name]
         child = ChildProcessComponent(name=self.name, module="nodeless.agent", args=args,

@@ -22,6 +22,7 @@ from nodeless.agent.host import HostOffer
 from nodeless.agent.network.podnetwork import PodNetwork
 from nodeless.agent.runtime.containerd import Containerd, ContainerdConfig
 from nodeless.agent.runtime.cri import CRIClient
+from nodeless.agent.runtime.stack import remove_all_sandboxes
 from nodeless.agent.server import AgentServer, tls_context
 from nodeless.apiserver import pki
 from nodeless.kube import async_client
@@ -44,6 +45,9 @@ class AgentSetup:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     client_ca: Path | None = None
+    stop_pods_on_exit: bool = False
+    """On a clean stop, remove every sandbox and the pod network (`nodeless down`); a
+    kubelet's default, and a killed agent's, is to leave pods running for adoption."""
 
 
 def instance_id(state_dir: Path) -> str:
@@ -107,6 +111,12 @@ async def run_agent(setup: AgentSetup, ready: Callable[[], None] | None = None) 
     finally:
         await cri.close()
         await client.close()
+        if setup.stop_pods_on_exit:
+            try:
+                await remove_all_sandboxes(str(containerd.socket), network)
+                network.teardown()
+            except Exception as exc:  # containerd gone: what is left is adopted next time
+                log.warning("pods not stopped on exit: %s", exc)
         with contextlib.suppress(Exception):
             if containerd.owned:
                 await containerd.stop()

@@ -80,7 +80,8 @@ class AgentCluster:
             "--kubeconfig", str(self.server.kubeconfig), "--host-name", HOST,
             "--address", "127.0.0.1", "--zones", "us-east-1a,us-east-1b",
             "--pause-image", self.runtime.images.pause, "--registry", self.runtime.registry,
-            "--listen", "127.0.0.1:0", "--cpu", "4", "--memory", "8Gi"],
+            "--listen", "127.0.0.1:0", "--cpu", "4", "--memory", "8Gi",
+            "--stop-pods-on-exit"],
             self.workdir / "agent.log")
         self.wait(lambda: self._host_registered(), 60, "the agent registers its host")
 
@@ -139,9 +140,10 @@ class AgentCluster:
             "            await c.stop()\n"
             "    net.teardown()\n"
             "asyncio.run(main())\n")
-        subprocess.run([sys.executable, "-c", script, str(self.state_dir),
-                        instance_id(self.state_dir.resolve()), self.runtime.images.pause],
-                       cwd=ROOT, check=False, timeout=120)
+        done = subprocess.run([sys.executable, "-c", script, str(self.state_dir),
+                               instance_id(self.state_dir.resolve()), self.runtime.images.pause],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"cleaning up after the agent failed:\n{done.stderr}"
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
