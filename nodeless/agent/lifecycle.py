@@ -71,7 +71,11 @@ class Lifecycle:
 
     # ---- sandbox -----------------------------------------------------------------------
 
-    async def run_sandbox(self, worker: PodWorker, pod: dict[str, Any], attempt: int) -> str:
+    async def prepare_sandbox(self, worker: PodWorker, pod: dict[str, Any], attempt: int
+                              ) -> tuple[api_pb2.PodSandboxConfig, str, str]:
+        """Everything a sandbox needs on the host (cgroup, volumes, /etc/hosts) and its
+        config; idempotent, so an adopted sandbox gets the same. Returns (config, IP,
+        subnet)."""
         agent = self.agent
         node = self._node(pod)
         ip = node_ip(node)
@@ -102,24 +106,42 @@ class Lifecycle:
         except PodSetupError as exc:
             raise SandboxError(getattr(exc, "reason", "FailedCreatePodSandBox"),
                                str(exc), retry_after=10.0) from exc
-        agent.network.assign(meta["namespace"], meta["name"], ip, subnet, uid=meta["uid"])
+        return config, ip, subnet
+
+    async def run_sandbox(self, worker: PodWorker, pod: dict[str, Any], attempt: int) -> str:
+        meta = pod["metadata"]
+        config, ip, subnet = await self.prepare_sandbox(worker, pod, attempt)
+        self.agent.network.assign(meta["namespace"], meta["name"], ip, subnet,
+                                  uid=meta["uid"])
         log.debug("pod %s/%s: RunPodSandbox (attempt %d, %s)", meta["namespace"],
                   meta["name"], attempt, ip)
         try:
-            response = await agent.cri.runtime.RunPodSandbox(
+            response = await self.agent.cri.runtime.RunPodSandbox(
                 api_pb2.RunPodSandboxRequest(config=config))
         except grpc.aio.AioRpcError as exc:
             raise SandboxError("FailedCreatePodSandBox",
                                f"Failed to create pod sandbox: {exc.details()}") from exc
+        await self._serving(worker, pod, config, ip)
+        return str(response.pod_sandbox_id)
+
+    async def adopt_sandbox(self, worker: PodWorker, pod: dict[str, Any],
+                            running: api_pb2.PodSandbox) -> None:
+        """A sandbox this worker did not start (an agent restart): the same preparation,
+        without touching it, so restarts of its containers get the same config."""
+        config, ip, _ = await self.prepare_sandbox(worker, pod, running.metadata.attempt)
+        log.info("pod %s: adopted its running sandbox %s", worker.key, running.id[:12])
+        await self._serving(worker, pod, config, ip)
+
+    async def _serving(self, worker: PodWorker, pod: dict[str, Any],
+                       config: api_pb2.PodSandboxConfig, ip: str) -> None:
         worker.runtime.sandbox_config = config
         worker.runtime.sandbox_ip = ip
         worker.runtime.waiting.pop("*", None)
         worker.probes.pod_ip = ip
         worker.probes.start()
-        if not worker.runtime.node_ready:
-            await agent.mark_node_ready(node["metadata"]["name"])
+        if not worker.runtime.node_ready:  # its Ready condition and this agent's endpoint
+            await self.agent.mark_node_ready(pod["spec"]["nodeName"])
             worker.runtime.node_ready = True
-        return str(response.pod_sandbox_id)
 
     # ---- containers --------------------------------------------------------------------
 

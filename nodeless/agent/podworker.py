@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import shutil
 import time
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 10.0
-MIN_GRACE_SECONDS = 2
 
 
 def pod_key(pod: dict[str, Any]) -> str:
@@ -81,8 +79,7 @@ class PodWorker:
         self.runtime = PodRuntime()
         self.probes = ProbeManager(pod, exec_sync=agent.exec_sync,
                                    on_change=lambda *_: self.wake(),
-                                   on_event=lambda type_, reason, message: self.agent.events.pod(
-                                       self.last_pod, type_, reason, message))
+                                   on_event=self.record)
         self.finished = False
         self._wake = asyncio.Event()
         self._wake.set()
@@ -159,10 +156,20 @@ class PodWorker:
             snapshot = await pod_snapshot(self.agent.cri, self.uid)
         else:
             sandbox_id = sandbox.id
+            if self.runtime.sandbox_config is None:
+                try:
+                    await lifecycle.adopt_sandbox(self, pod, sandbox)
+                except SandboxError as exc:
+                    log.warning("pod %s: %s: %s", self.key, exc.reason, exc)
+                    self.wake(exc.retry_after)
+                    return
         if not await lifecycle.step_containers(self, pod, snapshot, sandbox_id):
             await self.finish(pod, await pod_snapshot(self.agent.cri, self.uid))
             return
         snapshot = await pod_snapshot(self.agent.cri, self.uid)
+        if lifecycle.pod_finished(pod, await lifecycle.latest_statuses(snapshot, sandbox_id)):
+            await self.finish(pod, snapshot)
+            return
         status = await self.write_status(pod, snapshot, sandbox_id)
         if status.get("phase") in ("Succeeded", "Failed"):
             await self.stop_sandboxes(snapshot)
@@ -171,14 +178,18 @@ class PodWorker:
         """The pod will run nothing more: its final status, then its sandbox stopped (the
         containers stay for `kubectl logs` until the pod is deleted)."""
         ready = snapshot.ready_sandbox
+        await self.stop_sandboxes(snapshot)  # sidecars go when the containers are done
+        snapshot = await pod_snapshot(self.agent.cri, self.uid)
         await self.write_status(pod, snapshot, ready.id if ready else None, terminal=True)
-        await self.stop_sandboxes(snapshot)
 
     def warn(self, reason: str, message: str) -> None:
-        """A Warning Event for the pod, from code that cannot wait for it."""
-        pod = self.last_pod
+        self.record("Warning", reason, message)
+
+    def record(self, type_: str, reason: str, message: str) -> None:
+        """An Event for the pod, from code that cannot wait for it (the recorder only
+        queues it)."""
         asyncio.get_running_loop().create_task(
-            self.agent.events.pod(pod, "Warning", reason, message))
+            self.agent.events.pod(self.last_pod, type_, reason, message))
 
     async def start_sandbox(self, pod: dict[str, Any], snapshot: PodSnapshot) -> str | None:
         """A fresh sandbox (the previous one died or never was): kills what is left of
@@ -229,15 +240,14 @@ class PodWorker:
     # ---- deletion ----------------------------------------------------------------------
 
     async def terminate(self, pod: dict[str, Any]) -> None:
-        """Graceful deletion: preStop hooks and SIGTERM within the grace period left,
-        SIGKILL after, release everything, then confirm the deletion (grace 0)."""
+        """Graceful deletion: preStop hooks and SIGTERM, SIGKILL when the grace period
+        (counted from now, as kubelet counts it: deletionTimestamp has only seconds)
+        ends; then release everything and confirm the deletion (grace 0)."""
         meta = pod["metadata"]
         grace = meta.get("deletionGracePeriodSeconds")
         if grace is None:
             grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-        deadline = _deadline(meta.get("deletionTimestamp"), grace)
-        left = max(0, int(deadline - time.time())) if grace else 0
-        await self.teardown(grace=left, pod=pod)
+        await self.teardown(grace=int(grace), pod=pod)
         await self.agent.confirm_deletion(pod)
         self.finished = True
 
@@ -260,17 +270,6 @@ class SandboxError(Exception):
         super().__init__(message)
         self.reason = reason
         self.retry_after = retry_after
-
-
-def _deadline(timestamp: str | None, grace: int) -> float:
-    """deletionTimestamp is when the grace ends (set by the API server at deletion)."""
-    if not timestamp:
-        return time.time() + grace
-    try:
-        when = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return time.time() + grace
-    return max(when.timestamp(), time.time() + min(grace, MIN_GRACE_SECONDS))
 
 
 def log_dir_name(pod: dict[str, Any]) -> str:

@@ -226,6 +226,23 @@ class AgentCluster:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    def sandbox_pods(self) -> list[str]:
+        """Names of the pods whose sandbox the agent's containerd runs (READY)."""
+        script = ("import asyncio, sys\n"
+                  "from cri_api.v1 import api_pb2\n"
+                  "from nodeless.agent.runtime.cri import CRIClient\n"
+                  "async def main():\n"
+                  "    async with CRIClient(sys.argv[1]) as cri:\n"
+                  "        r = await cri.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest())\n"
+                  "        for s in r.items:\n"
+                  "            if s.state == api_pb2.SANDBOX_READY:\n"
+                  "                print(s.metadata.name)\n"
+                  "asyncio.run(main())\n")
+        done = subprocess.run([sys.executable, "-c", script, str(self.containerd_socket)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
     @property
     def containerd_socket(self) -> Path:
         return self.state_dir / "containerd" / "containerd.sock"
