@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -320,9 +321,9 @@ class Lifecycle:
         async def stop(container: dict[str, Any]) -> None:
             if (current := running.get(container["name"])) is None:
                 return
-            left = max(0, int(deadline - time.monotonic()))
+            left = max(0, math.ceil(deadline - time.monotonic()))
             await self._pre_stop(worker, pod, container, current.id, left)
-            left = max(0, int(deadline - time.monotonic()))
+            left = max(0, math.ceil(deadline - time.monotonic()))
             with contextlib.suppress(grpc.aio.AioRpcError):
                 await self.agent.cri.runtime.StopContainer(api_pb2.StopContainerRequest(
                     container_id=current.id, timeout=left))
