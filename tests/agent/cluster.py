@@ -32,7 +32,7 @@ PROFILE = "fp-pods"
 HOST = "agent-test-host"
 
 
-def test_vpc() -> VPC:
+def random_vpc() -> VPC:
     """Two private /19s in 10.X.0.0/16, X random in 200-250: apart from `nodeless up`'s
     10.0/16 and the runtime fixture's 10.100-199."""
     octet = random.randint(200, 250)

@@ -12,14 +12,14 @@ from collections.abc import Iterator
 import pytest
 
 from nodeless.fargate.vpc import VPC
-from tests.agent.cluster import NAMESPACE, AgentCluster, busybox_pod, install_profile, test_vpc
+from tests.agent.cluster import NAMESPACE, AgentCluster, busybox_pod, install_profile, random_vpc
 from tests.fixtures.fargate import fargate_apiserver
 from tests.fixtures.runtime import RunningRuntime
 
 
 @pytest.fixture(scope="module")
 def vpc() -> VPC:
-    return test_vpc()
+    return random_vpc()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from nodeless.fargate.vpc import VPC
-from tests.agent.cluster import NAMESPACE, AgentCluster, busybox_pod, install_profile, test_vpc
+from tests.agent.cluster import NAMESPACE, AgentCluster, busybox_pod, install_profile, random_vpc
 from tests.fixtures.fargate import fargate_apiserver
 from tests.fixtures.runtime import RunningRuntime
 
@@ -21,7 +21,7 @@ from tests.fixtures.runtime import RunningRuntime
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, container_runtime: RunningRuntime
             ) -> Iterator[AgentCluster]:
-    vpc: VPC = test_vpc()
+    vpc: VPC = random_vpc()
     workdir = tmp_path_factory.mktemp("agent-lifecycle")
     with fargate_apiserver(workdir / "api", vpc=vpc,
                            setup=lambda client: install_profile(client, vpc)) as server:
