@@ -8,10 +8,7 @@ run one per worker host.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +17,7 @@ import typer
 
 from nodeless.agent.host import HostOffer
 from nodeless.agent.wiring import AgentSetup, run_agent
-from nodeless.cli.child import child_logging, notify_ready
+from nodeless.cli.child import child_logging, run_child
 
 app = typer.Typer(add_completion=False)
 log = logging.getLogger("nodeless.agent")
@@ -91,14 +88,7 @@ def main(
                        tls_key=tls_key, client_ca=client_ca,
                        stop_pods_on_exit=stop_pods_on_exit)
 
-    async def run() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await run_agent(setup, notify_ready if notify else None)
-
-    asyncio.run(run())
+    run_child(lambda ready: run_agent(setup, ready), notify=notify)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import ctypes
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,21 @@ def child_logging(level: int = logging.INFO) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_child(main: Callable[[Callable[[], None] | None], Awaitable[None]], *,
+              notify: bool) -> None:
+    """A child's whole life: `main(ready)` in a fresh event loop until SIGTERM cancels it
+    (so it can give back a Lease or stop what it started on the way out). `ready` is
+    `notify_ready` with `--notify-ready`, else None."""
+    async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await main(notify_ready if notify else None)
+
+    asyncio.run(run())
 
 
 def notify_ready() -> None:

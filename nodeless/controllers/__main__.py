@@ -4,14 +4,13 @@ does this work and this is not started)."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from nodeless.cli.child import child_logging, notify_ready
+from nodeless.cli.child import child_logging, run_child
 from nodeless.controllers.manager import ControllerManager, ManagerOptions
 from nodeless.kube import async_client
 
@@ -30,20 +29,14 @@ def main(
     namespace controllers until interrupted."""
     child_logging()
 
-    async def run() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    async def run(ready: Callable[[], None] | None) -> None:
         client = async_client(kubeconfig, field_manager="kube-controller-manager")
         try:
-            await ControllerManager(client, ManagerOptions(job_backoff=job_backoff)).run(
-                notify_ready if notify else None)
-        except asyncio.CancelledError:
-            pass
+            await ControllerManager(client, ManagerOptions(job_backoff=job_backoff)).run(ready)
         finally:
             await client.close()
 
-    asyncio.run(run())
+    run_child(run, notify=notify)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from nodeless.agent.wiring import instance_id
 from nodeless.fargate.resources import FargateProfile
 from nodeless.fargate.vpc import VPC, SubnetSpec
 from tests.fixtures.apiserver import RunningAPIServer
+from tests.fixtures.fargate import fargate_apiserver
 from tests.fixtures.runtime import RunningRuntime
 
 T = TypeVar("T")
@@ -54,6 +56,21 @@ async def install_profile(client: AsyncClient, vpc: VPC) -> None:
                  "selectors": [{"namespace": NAMESPACE}]}}))
     await client.patch(FargateProfile.Status, PROFILE, {"status": {"status": "ACTIVE"}},
                        patch_type=PatchType.MERGE)
+
+
+@contextmanager
+def agent_cluster(workdir: Path, runtime: RunningRuntime) -> Iterator[AgentCluster]:
+    """API server (random VPC, a profile), scheduler and a started agent in `workdir`;
+    every pod deleted and everything stopped on exit."""
+    vpc = random_vpc()
+    with fargate_apiserver(workdir / "api", vpc=vpc,
+                           setup=lambda client: install_profile(client, vpc)) as server:
+        cluster = AgentCluster(server, runtime, vpc, workdir)
+        try:
+            cluster.start_agent()
+            yield cluster
+        finally:
+            cluster.stop()
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:

@@ -11,29 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from nodeless.fargate.vpc import VPC
-from tests.agent.cluster import NAMESPACE, AgentCluster, busybox_pod, install_profile, random_vpc
-from tests.fixtures.fargate import fargate_apiserver
+from tests.agent.cluster import NAMESPACE, AgentCluster, agent_cluster, busybox_pod
 from tests.fixtures.runtime import RunningRuntime
 
 
 @pytest.fixture(scope="module")
-def vpc() -> VPC:
-    return random_vpc()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, container_runtime: RunningRuntime,
-            vpc: VPC) -> Iterator[AgentCluster]:
-    workdir = tmp_path_factory.mktemp("agent")
-    with fargate_apiserver(workdir / "api", vpc=vpc,
-                           setup=lambda client: install_profile(client, vpc)) as server:
-        c = AgentCluster(server, container_runtime, vpc, workdir)
-        try:
-            c.start_agent()
-            yield c
-        finally:
-            c.stop()
+def cluster(tmp_path_factory: pytest.TempPathFactory, container_runtime: RunningRuntime
+            ) -> Iterator[AgentCluster]:
+    with agent_cluster(tmp_path_factory.mktemp("agent"), container_runtime) as running:
+        yield running
 
 
 def test_pod_runs_on_its_micro_node_with_logs_and_goes(cluster: AgentCluster) -> None:

@@ -12,25 +12,15 @@ from typing import Any
 
 import pytest
 
-from nodeless.fargate.vpc import VPC
-from tests.agent.cluster import NAMESPACE, AgentCluster, busybox_pod, install_profile, random_vpc
-from tests.fixtures.fargate import fargate_apiserver
+from tests.agent.cluster import NAMESPACE, AgentCluster, agent_cluster, busybox_pod
 from tests.fixtures.runtime import RunningRuntime
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, container_runtime: RunningRuntime
             ) -> Iterator[AgentCluster]:
-    vpc: VPC = random_vpc()
-    workdir = tmp_path_factory.mktemp("agent-lifecycle")
-    with fargate_apiserver(workdir / "api", vpc=vpc,
-                           setup=lambda client: install_profile(client, vpc)) as server:
-        c = AgentCluster(server, container_runtime, vpc, workdir)
-        try:
-            c.start_agent()
-            yield c
-        finally:
-            c.stop()
+    with agent_cluster(tmp_path_factory.mktemp("agent-lifecycle"), container_runtime) as running:
+        yield running
 
 
 def shared(pod: dict[str, Any]) -> dict[str, Any]:

@@ -3,14 +3,13 @@ server (the tests run two of these and kill one; `nodeless up` runs it as a comp
 
 from __future__ import annotations
 
-import asyncio
-import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from nodeless.cli.child import child_logging, notify_ready
+from nodeless.cli.child import child_logging, run_child
 from nodeless.fargate.scheduler.component import Scheduler, SchedulerOptions
 from nodeless.kube import async_client
 
@@ -36,20 +35,14 @@ def main(
                                renew_every=renew_every, identity=identity,
                                recreate_pending_pods=recreate_pending_pods)
 
-    async def run() -> None:
-        # SIGTERM cancels the run, so a leader gives its Lease back on the way out.
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    async def run(ready: Callable[[], None] | None) -> None:
         client = async_client(kubeconfig, field_manager="fargate-scheduler")
         try:
-            await Scheduler(client, options).run(notify_ready if notify else None)
-        except asyncio.CancelledError:
-            pass
+            await Scheduler(client, options).run(ready)
         finally:
             await client.close()
 
-    asyncio.run(run())
+    run_child(run, notify=notify)
 
 
 if __name__ == "__main__":
