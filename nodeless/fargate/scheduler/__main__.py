@@ -27,6 +27,8 @@ def main(
     identity: Annotated[str | None, typer.Option(help="Leader identity.")] = None,
     recreate_pending_pods: Annotated[bool, typer.Option(
         help="Recreate controller-owned pods created before their profile.")] = False,
+    gc_interval: Annotated[float, typer.Option(
+        help="Seconds between garbage collections (also on every pod deletion).")] = 30.0,
     notify: Annotated[bool, typer.Option(
         "--notify-ready", help="Print `ready` on stdout once serving (nodeless up).")] = False,
 ) -> None:
@@ -34,7 +36,8 @@ def main(
     child_logging()
     options = SchedulerOptions(region=region, workers=workers, lease_seconds=lease_seconds,
                                renew_every=renew_every, identity=identity,
-                               recreate_pending_pods=recreate_pending_pods)
+                               recreate_pending_pods=recreate_pending_pods,
+                               gc_interval=gc_interval)
 
     async def run() -> None:
         # SIGTERM cancels the run, so a leader gives its Lease back on the way out.
