@@ -4,7 +4,9 @@ Every allocated address is one `PodIPAllocation` object named after it (`10-0-1-
 Creating that object *is* the allocation: the API server refuses a second object with
 the same name (409 AlreadyExists), so two schedulers, or one scheduler before and after
 a restart, can never hand out one address twice, and no address is lost when a
-scheduler dies, because the allocation lives in the API, not in its memory.
+scheduler dies, because the allocation lives in the API, not in its memory. The object
+also names the host and the size of the pod's micro-node: it is the per-micro-node record
+a host's capacity totals are recounted from (scheduler/hosts.py).
 
 Choosing a candidate makes no API call: `IPAllocator` keeps every allocation in memory
 from a list + watch (an informer), so the only request per pod is the create that

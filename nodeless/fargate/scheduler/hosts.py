@@ -250,6 +250,11 @@ class _Op:
     future: asyncio.Future[None]
 
 
+def _size_in(node: str, batch: list[_Op]) -> tuple[int, int]:
+    """The size an earlier op of this batch reserved for `node`."""
+    return next(op.size for op in batch if op.node == node and op.size is not None)
+
+
 @dataclass(frozen=True)
 class _Held:
     """A reservation this pool added to a host's totals, and the host's `recounts` then:
@@ -464,10 +469,6 @@ class HostPool:
         or if a recount already took it out); a missing host is fine."""
         await self._submit(host, _Op(node, None, asyncio.get_running_loop().create_future()))
 
-    def holds(self, host: str, node: str) -> bool:
-        """Whether this pool reserved capacity for `node` on `host` and still holds it."""
-        return node in self._held.get(host, {})
-
     async def _submit(self, host: str, op: _Op) -> None:
         self._queues.setdefault(host, []).append(op)
         if host not in self._writers:
@@ -512,7 +513,7 @@ class HostPool:
                 if op.size is None:
                     if op.node in held:
                         mine = held.pop(op.node)
-                        size = (self._size_of(host, op.node, batch) if mine is None
+                        size = (_size_in(op.node, batch) if mine is None
                                 else (mine.cpu_millis, mine.memory_bytes))
                         if mine is None or mine.recounts == current.recounts:
                             used_cpu, used_mem = used_cpu - size[0], used_mem - size[1]
@@ -571,11 +572,6 @@ class HostPool:
                 _settle([op], outcome)
             return
         raise RuntimeError(f"host {host}: {MAX_CONFLICTS} conflicting writes in a row")
-
-    @staticmethod
-    def _size_of(host: str, node: str, batch: list[_Op]) -> tuple[int, int]:
-        """The size an earlier op of this batch reserved for `node`."""
-        return next(op.size for op in batch if op.node == node and op.size is not None)
 
     async def _write(self, obj: dict[str, Any], cpu: int, memory: int, pods: int,
                      recounts: int) -> dict[str, Any]:
