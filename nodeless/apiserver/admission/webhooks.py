@@ -639,7 +639,10 @@ class WebhookDispatcher:
         if response.patch_type != "JSONPatch":
             raise _CallError(hook.name, f"unsupported patch type {go_quote(response.patch_type)}")
         try:
-            patched = jsonpatch.JsonPatch(operations).apply(attrs.object, in_place=False)
+            # A JSON round trip copies a decoded object several times faster than the
+            # deepcopy `in_place=False` would make.
+            patched = jsonpatch.JsonPatch(operations).apply(
+                orjson.loads(orjson.dumps(attrs.object)), in_place=True)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError,
                 TypeError, ValueError) as e:
             raise _internal(str(e), ()) from None
