@@ -7,7 +7,10 @@ creates --count pods in the namespace `default` through --clients concurrent cre
 Every pod goes through the mutating webhook (schedulerName, profile annotation), the
 scheduler (size, IP, host reservation, Node, annotation, binding, Event) and is seen
 bound by a watch. Latency is from the moment its create request was sent to the moment
-the watch showed it bound; throughput is pods / (last bound - first create sent).
+the watch showed it bound; throughput is pods / (last bound - first create sent). The
+CPU time each process spent per pod over the same span is printed too: on a machine
+shared with other work it says what pods/s cannot (the API server and webhook run in the
+`nodeless up` process, the scheduler in its child).
 
     uv run python bench/scheduler.py [--count 2000] [--clients 16] [--keep] [--backlog]
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import signal
 import statistics
@@ -36,6 +40,45 @@ from nodeless.fargate.resources import FargateProfile  # noqa: E402
 from nodeless.kube import async_client  # noqa: E402
 from tests.fargate.hosts_helper import register_test_host, renew_test_host  # noqa: E402
 from tests.fixtures.apiserver import free_port  # noqa: E402
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _child(pid: int, module: str) -> int:
+    """The child process of `pid` running `module` (0 if none)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid and \
+                    module.encode() in (stat.parent / "cmdline").read_bytes():
+                return int(stat.parent.name)
+        except (OSError, ValueError, IndexError):
+            continue
+    return 0
+
+
+class CPUMeter:
+    """CPU seconds of `nodeless up`, its scheduler child and this client over a span."""
+
+    def __init__(self, up_pid: int) -> None:
+        self.pids = {"nodeless up": up_pid,
+                     "fargate-scheduler": _child(up_pid, "nodeless.fargate.scheduler"),
+                     "bench client": os.getpid()}
+        self.start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        return {name: _cpu_seconds(pid) if pid else 0.0 for name, pid in self.pids.items()}
+
+    def per_pod(self, pods: int) -> str:
+        end = self._now()
+        return "   ".join(f"{name} {(end[name] - self.start[name]) * 1000 / max(pods, 1):.1f}"
+                          for name in self.pids) + " ms/pod"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -140,6 +183,7 @@ async def run(args: argparse.Namespace) -> None:
                 sent[name] = time.perf_counter()
                 await c.create(_pod(name))
 
+        meter = CPUMeter(up.proc.pid)
         started = time.perf_counter()
         await asyncio.gather(*(creator(c) for c in creators))
         created = time.perf_counter()
@@ -150,6 +194,7 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.sleep(2.0)
             print(f"backlog:         {args.count} pods created in {created - started:.2f}s; "
                   "registering the host")
+            meter = CPUMeter(up.proc.pid)
             started = time.perf_counter()
             sent = dict.fromkeys(sent, started)
             await register_test_host(client, "bench-host", cpu="1000", memory="4000Gi",
@@ -158,6 +203,7 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.wait_for(done.wait(), args.timeout)
         except TimeoutError:
             print(f"timeout: {len(bound)} of {args.count} bound after {args.timeout:.0f}s")
+        cpu = meter.per_pod(len(bound))
         watch_task.cancel()
         beat.cancel()
         for c in creators:
@@ -174,6 +220,7 @@ async def run(args: argparse.Namespace) -> None:
             print(f"latency:         p50 {statistics.median(latencies) * 1000:7.0f} ms   "
                   f"p99 {_percentile(latencies, 0.99) * 1000:7.0f} ms   "
                   f"max {max(latencies) * 1000:7.0f} ms")
+        print(f"cpu:             {cpu}")
         await client.close()
     finally:
         up.stop(args.keep)

@@ -126,9 +126,10 @@ _QUANTITIES = {"type": "object", "additionalProperties": {
 def fargate_host_crd() -> dict[str, Any]:
     """A machine that runs micro-nodes, registered by its host agent.
 
-    spec: what it offers (capacity x overcommit) and where (zones); status.reservations:
-    one entry per micro-node placed on it, written by the scheduler with compare-and-swap
-    on resourceVersion, so two schedulers can never oversubscribe it."""
+    spec: what it offers (capacity x overcommit) and where (zones); status.allocated:
+    the totals the scheduler has given out, written with compare-and-swap on
+    resourceVersion, so two schedulers can never oversubscribe it (the per-micro-node
+    record is the PodIPAllocation, which names host and size)."""
     return _crd("FargateHost", "fargatehosts", ["fh"], {
         "type": "object",
         "required": ["spec"],
@@ -152,11 +153,18 @@ def fargate_host_crd() -> dict[str, Any]:
             "status": {
                 "type": "object",
                 "properties": {
+                    "allocated": {"type": "object", "properties": {
+                        "cpu": _STRING, "memory": _STRING, "pods": {"type": "integer"}},
+                        "description": "What the micro-nodes placed here hold, in all (an "
+                                       "upper bound: recounted from the PodIPAllocations)."},
+                    "recounts": {"type": "integer", "description": (
+                        "How often `allocated` was recounted from the allocations.")},
                     "reservations": {"type": "object", "additionalProperties": {
                         "type": "object", "properties": {
                             "cpu": _STRING, "memory": _STRING,
                             "pod": _STRING, "podUID": _STRING}},
-                        "description": "Micro-node name -> what it holds on this host."},
+                        "description": "Deprecated, read once: one entry per micro-node, "
+                                       "replaced by `allocated` on the next write."},
                 },
             },
         },
@@ -170,7 +178,9 @@ def fargate_host_crd() -> dict[str, Any]:
 
 def pod_ip_allocation_crd() -> dict[str, Any]:
     """One allocated pod IP, named after the address (`10-0-1-23`): creating it is the
-    allocation, so two schedulers can never hand out one address twice."""
+    allocation, so two schedulers can never hand out one address twice. It also names the
+    host and the size the micro-node holds there: the record a host's totals are
+    recounted from."""
     return _crd("PodIPAllocation", "podipallocations", ["ipalloc"], {
         "type": "object",
         "required": ["spec"],
@@ -180,6 +190,8 @@ def pod_ip_allocation_crd() -> dict[str, Any]:
             "properties": {
                 "ip": _STRING, "subnet": _STRING, "zone": _STRING,
                 "node": _STRING, "host": _STRING,
+                "cpu": {**_STRING, "description": "What the micro-node holds on its host."},
+                "memory": {**_STRING, "description": "Bytes, likewise."},
                 "pod": {"type": "object", "properties": {
                     "namespace": _STRING, "name": _STRING, "uid": _STRING}},
             },

@@ -4,7 +4,9 @@ Every allocated address is one `PodIPAllocation` object named after it (`10-0-1-
 Creating that object *is* the allocation: the API server refuses a second object with
 the same name (409 AlreadyExists), so two schedulers, or one scheduler before and after
 a restart, can never hand out one address twice, and no address is lost when a
-scheduler dies, because the allocation lives in the API, not in its memory.
+scheduler dies, because the allocation lives in the API, not in its memory. The object
+also names the host and the size of the pod's micro-node: it is the per-micro-node record
+a host's capacity totals are recounted from (scheduler/hosts.py).
 
 Choosing a candidate makes no API call: `IPAllocator` keeps every allocation in memory
 from a list + watch (an informer), so the only request per pod is the create that
@@ -320,8 +322,11 @@ class IPAllocator:
     # ---- allocation -------------------------------------------------------------------
 
     async def allocate(self, subnets: list[SubnetInfo], *, pod: dict[str, Any], node: str,
-                       host: str, zones: list[str] | None = None) -> Allocation:
-        """Claim a free address for `pod` (namespace, name, uid) in one of `subnets`.
+                       host: str, zones: list[str] | None = None,
+                       size: tuple[int, int] | None = None) -> Allocation:
+        """Claim a free address for `pod` (namespace, name, uid) in one of `subnets`;
+        `size` (cpu millis, memory bytes) is what its micro-node will hold on `host`
+        (the record the host's totals are recounted from).
 
         Idempotent per pod uid: a pod that already holds an address gets it back, so a
         scheduler retrying after a crash or a failed bind never leaks one. Raises
@@ -338,7 +343,7 @@ class IPAllocator:
         future: asyncio.Future[Allocation] = asyncio.get_running_loop().create_future()
         self._inflight[uid] = future
         try:
-            allocation = await self._allocate(subnets, pod, node, host, zones)
+            allocation = await self._allocate(subnets, pod, node, host, zones, size)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning without waiters
@@ -374,7 +379,8 @@ class IPAllocator:
                 yield ip
 
     async def _allocate(self, subnets: list[SubnetInfo], pod: dict[str, Any], node: str,
-                        host: str, zones: list[str] | None) -> Allocation:
+                        host: str, zones: list[str] | None, size: tuple[int, int] | None
+                        ) -> Allocation:
         ordered = self._order(subnets, zones)
         if not ordered:
             raise AddressesExhausted(self._no_subnet_reason(subnets, zones))
@@ -384,7 +390,7 @@ class IPAllocator:
                 self._pending[name] = info
                 try:
                     created = await self._client.create(PodIPAllocation(
-                        self._object(name, ip, info, pod, node, host)))
+                        self._object(name, ip, info, pod, node, host, size)))
                 except ApiError as e:
                     if e.status.code != 409:
                         raise
@@ -409,15 +415,15 @@ class IPAllocator:
 
     @staticmethod
     def _object(name: str, ip: str, info: SubnetInfo, pod: dict[str, Any], node: str,
-                host: str) -> dict[str, Any]:
-        return {
-            "metadata": {"name": name,
-                         "labels": {HOST_LABEL: host, POD_UID_LABEL: pod["uid"]}},
-            "spec": {"ip": ip, "subnet": info.id, "zone": info.zone, "node": node,
-                     "host": host,
-                     "pod": {"namespace": pod["namespace"], "name": pod["name"],
-                             "uid": pod["uid"]}},
-        }
+                host: str, size: tuple[int, int] | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "ip": ip, "subnet": info.id, "zone": info.zone, "node": node, "host": host,
+            "pod": {"namespace": pod["namespace"], "name": pod["name"], "uid": pod["uid"]}}
+        if size is not None:
+            spec["cpu"], spec["memory"] = f"{size[0]}m", str(size[1])
+        return {"metadata": {"name": name,
+                             "labels": {HOST_LABEL: host, POD_UID_LABEL: pod["uid"]}},
+                "spec": spec}
 
     async def release(self, ip: str) -> None:
         """Give an address back (its pod and node are gone); already gone is fine."""

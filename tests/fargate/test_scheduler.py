@@ -33,6 +33,8 @@ from nodeless.fargate.names import (
 )
 from nodeless.fargate.resources import FargateHost, FargateProfile, PodIPAllocation
 from nodeless.fargate.scheduler.component import Scheduler, SchedulerOptions
+from nodeless.fargate.scheduler.hosts import Host, entry_size
+from nodeless.fargate.scheduler.steps import node_name
 from nodeless.fargate.vpc import default_vpc
 from nodeless.kube import async_client
 from tests.fargate.hosts_helper import delete_test_host, register_test_host
@@ -154,30 +156,53 @@ async def events(client: AsyncClient, name: str) -> list[dict[str, Any]]:
 
 
 async def fargate_state(client: AsyncClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                                      dict[str, dict[str, Any]]]:
+                                                      dict[str, tuple[int, int, int]]]:
+    """Micro-nodes, IP allocations, and each host's totals (cpu millis, memory bytes,
+    pods) where they are not zero."""
     nodes = [n.to_dict() async for n in client.list(Node, labels={COMPUTE_TYPE_LABEL: "fargate"})]
     allocations = [dict(a) async for a in client.list(PodIPAllocation)]
-    reservations = {}
-    async for host in client.list(FargateHost):
-        for node, entry in ((host.get("status") or {}).get("reservations") or {}).items():
-            assert node not in reservations, f"{node} reserved twice"
-            reservations[node] = {**entry, "host": host["metadata"]["name"]}
-    return nodes, allocations, reservations
+    totals = {}
+    async for obj in client.list(FargateHost):
+        host = Host.from_object(dict(obj))
+        if host.used_cpu_millis or host.used_memory_bytes or host.used_pods:
+            totals[host.name] = (host.used_cpu_millis, host.used_memory_bytes, host.used_pods)
+    return nodes, allocations, totals
+
+
+def by_node(allocations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Allocations by the name of the micro-node their address makes."""
+    found = {node_name(a["spec"]["ip"], REGION): a for a in allocations}
+    assert len(found) == len(allocations)
+    return found
+
+
+def held(allocations: list[dict[str, Any]]) -> dict[str, tuple[int, int, int]]:
+    """What the allocations say each host holds: the totals it should show."""
+    sums: dict[str, tuple[int, int, int]] = {}
+    for a in allocations:
+        cpu, memory = entry_size(a["spec"])
+        was = sums.get(a["spec"]["host"], (0, 0, 0))
+        sums[a["spec"]["host"]] = (was[0] + cpu, was[1] + memory, was[2] + 1)
+    return sums
 
 
 def check_consistent(pods: list[dict[str, Any]], nodes: list[dict[str, Any]],
                      allocations: list[dict[str, Any]],
-                     reservations: dict[str, dict[str, Any]]) -> None:
-    """One node, one IP, one reservation per bound pod; nothing else."""
+                     totals: dict[str, tuple[int, int, int]]) -> None:
+    """One node, one IP with the pod's size per bound pod, each host's totals the sum of
+    its micro-nodes; nothing else."""
     bound = {p["spec"]["nodeName"]: p for p in pods}
     assert len(bound) == len(pods), "two pods on one node"
     assert sorted(bound) == sorted(n["metadata"]["name"] for n in nodes)
-    assert sorted(bound) == sorted(reservations)
     ips = [a["spec"]["ip"] for a in allocations]
     assert len(ips) == len(set(ips)) == len(pods)
     assert len({a["spec"]["pod"]["uid"] for a in allocations}) == len(pods)
+    records = by_node(allocations)
+    assert sorted(bound) == sorted(records)
     for node, p in bound.items():
-        assert reservations[node]["podUID"] == p["metadata"]["uid"]
+        assert records[node]["spec"]["pod"]["uid"] == p["metadata"]["uid"]
+        assert entry_size(records[node]["spec"]) == (250, 512 * 2**20)
+    assert totals == held(allocations)
 
 
 async def test_pods_get_their_micro_nodes_and_release_them(server: RunningAPIServer,
@@ -187,8 +212,10 @@ async def test_pods_get_their_micro_nodes_and_release_them(server: RunningAPISer
     async with scheduler(server):
         await create_pods(client, names)
         pods = await all_bound(client, len(names))
-        nodes, allocations, reservations = await fargate_state(client)
-        check_consistent(pods, nodes, allocations, reservations)
+        nodes, allocations, totals = await fargate_state(client)
+        check_consistent(pods, nodes, allocations, totals)
+        assert totals == {"host-a": (6 * 250, 6 * 512 * 2**20, 6)}
+        records = by_node(allocations)
         by_name = {n["metadata"]["name"]: n for n in nodes}
         zones_used = set()
         for p in pods:
@@ -214,7 +241,7 @@ async def test_pods_get_their_micro_nodes_and_release_them(server: RunningAPISer
                 "cpu": "250m", "memory": "512Mi", "pods": "1", "ephemeral-storage": "20Gi"}
             assert {"type": "Hostname", "address": node_name} in node["status"]["addresses"]
             assert p["metadata"]["annotations"][CAPACITY_ANNOTATION] == "0.25vCPU 0.5GB"
-            assert reservations[node_name]["host"] == "host-a"
+            assert records[node_name]["spec"]["host"] == "host-a"
         assert zones_used == {"us-east-1a", "us-east-1b"}, "pods spread over the zones"
 
         async def scheduled_events() -> bool:
@@ -236,8 +263,8 @@ async def test_pods_get_their_micro_nodes_and_release_them(server: RunningAPISer
             await client.delete(Pod, name, namespace=NS, grace_period=0)
 
         async def released() -> bool:
-            nodes, allocations, reservations = await fargate_state(client)
-            return not nodes and not allocations and not reservations
+            nodes, allocations, totals = await fargate_state(client)
+            return not nodes and not allocations and not totals
 
         await wait_for(released, 10)
 
@@ -287,7 +314,7 @@ def start_replica(server: RunningAPIServer, identity: str) -> subprocess.Popen[b
     return subprocess.Popen(
         [sys.executable, "-m", "nodeless.fargate.scheduler", "--kubeconfig",
          str(server.kubeconfig), "--region", REGION, "--lease-seconds", "2",
-         "--renew-every", "0.5", "--identity", identity],
+         "--renew-every", "0.5", "--gc-interval", "1", "--identity", identity],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -317,10 +344,10 @@ async def test_two_replicas_500_pods(server: RunningAPIServer, client: AsyncClie
     with replicas(server, "replica-1", "replica-2"):
         await create_pods(client, [f"burst-{i}" for i in range(500)])
         pods = await all_bound(client, 500, timeout=40)
-    nodes, allocations, reservations = await fargate_state(client)
-    check_consistent(pods, nodes, allocations, reservations)
+    nodes, allocations, totals = await fargate_state(client)
+    check_consistent(pods, nodes, allocations, totals)
     host = await client.get(FargateHost, "host-big")
-    assert len(host["status"]["reservations"]) == 500
+    assert host["status"]["allocated"]["pods"] == 500
     await _clean(client)
 
 
@@ -341,8 +368,23 @@ async def test_killed_leader_loses_nothing(server: RunningAPIServer, client: Asy
     assert bound_at_kill < 300, "the burst was over before the kill"
     with replicas(server, "second"):
         pods = await all_bound(client, 300, timeout=30)
-    nodes, allocations, reservations = await fargate_state(client)
-    check_consistent(pods, nodes, allocations, reservations)
+        nodes, allocations, totals = await fargate_state(client)
+        # What the killed leader reserved for pods the second one finished is counted
+        # twice until the second one's garbage collector recounts: never less than what
+        # the pods' allocations hold.
+        uids = {p["metadata"]["uid"] for p in pods}
+        for host, (cpu, memory, count) in held(
+                [a for a in allocations if a["spec"]["pod"]["uid"] in uids]).items():
+            assert totals[host][0] >= cpu and totals[host][1] >= memory
+            assert totals[host][2] >= count
+
+        async def recounted() -> bool:
+            nodes, allocations, totals = await fargate_state(client)
+            return totals == held(allocations)
+
+        await wait_for(recounted, 10)
+    nodes, allocations, totals = await fargate_state(client)
+    check_consistent(pods, nodes, allocations, totals)
     await _clean(client)
 
 
@@ -369,12 +411,12 @@ async def test_garbage_of_pods_gone_unseen_is_collected(server: RunningAPIServer
         await all_bound(client, len(names))
     for name in names:
         await client.delete(Pod, name, namespace=NS, grace_period=0)
-    nodes, allocations, reservations = await fargate_state(client)
-    assert len(nodes) == len(allocations) == len(reservations) == len(names)
+    nodes, allocations, totals = await fargate_state(client)
+    assert len(nodes) == len(allocations) == totals["host-gc"][2] == len(names)
 
     async def released() -> bool:
-        nodes, allocations, reservations = await fargate_state(client)
-        return not nodes and not allocations and not reservations
+        nodes, allocations, totals = await fargate_state(client)
+        return not nodes and not allocations and not totals
 
     async with scheduler(server, gc_interval=1.0):
         await wait_for(released, 10)

@@ -26,6 +26,8 @@ def main(
     identity: Annotated[str | None, typer.Option(help="Leader identity.")] = None,
     recreate_pending_pods: Annotated[bool, typer.Option(
         help="Recreate controller-owned pods created before their profile.")] = False,
+    gc_interval: Annotated[float, typer.Option(
+        help="Seconds between garbage collections (also on every pod deletion).")] = 30.0,
     notify: Annotated[bool, typer.Option(
         "--notify-ready", help="Print `ready` on stdout once serving (nodeless up).")] = False,
 ) -> None:
@@ -33,7 +35,8 @@ def main(
     child_logging()
     options = SchedulerOptions(region=region, workers=workers, lease_seconds=lease_seconds,
                                renew_every=renew_every, identity=identity,
-                               recreate_pending_pods=recreate_pending_pods)
+                               recreate_pending_pods=recreate_pending_pods,
+                               gc_interval=gc_interval)
 
     async def run(ready: Callable[[], None] | None) -> None:
         client = async_client(kubeconfig, field_manager="fargate-scheduler")

@@ -39,7 +39,7 @@ class ObjectCache:
     """Objects of one resource (optionally narrowed by field selectors), kept current."""
 
     def __init__(self, client: AsyncClient, resource: Any, *, namespace: str | None = None,
-                 fields: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+                 fields: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
                  handler: Handler | None = None, name: str = "") -> None:
         self.client = client
         self.resource = resource

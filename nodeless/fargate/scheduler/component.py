@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightkube import AsyncClient
+from lightkube.operators import not_equal
 from lightkube.resources.core_v1 import Pod
 
 from nodeless.aiotasks import cancel_all, until_one_ends
@@ -88,10 +89,14 @@ class Scheduler:
                                              host_pool=hosts, allocator=allocator,
                                              workers=self.options.workers)
             self.controller, self.gc = controller, gc
+            # Bound pods only: a deletion frees what a bound pod holds (an unbound one's
+            # run gives back what it took when its binding fails), and each pod costs
+            # this watch one event (bound), not three (created, bound, deleted).
             deletions = ObjectCache(
-                self.client, Pod, namespace="*", fields={"spec.schedulerName": SCHEDULER_NAME},
+                self.client, Pod, namespace="*",
+                fields={"spec.schedulerName": SCHEDULER_NAME, "spec.nodeName": not_equal("")},
                 handler=lambda kind, _key, _pod: gc.trigger() if kind == "DELETED" else None,
-                name="fargate pods (deletions)")
+                name="bound fargate pods (deletions)")
             tasks = [asyncio.create_task(controller.run(), name="scheduler"),
                      asyncio.create_task(deletions.run(), name="scheduler-deletions"),
                      asyncio.create_task(gc.run(), name="scheduler-gc")]

@@ -9,9 +9,11 @@ reads the pod afresh from the cache and walks the pipeline:
          -> node name -> reserve host capacity -> create Node -> bind (+ annotation)
 
 Every step is idempotent, so a retry or a second scheduler after a crash finishes a
-half-done pod instead of taking a second IP or a second reservation: the IP allocation is
-keyed by the pod's uid and names the host (same pod, same IP, same node name, same host),
-the reservation is keyed by node name, the Node by name. The allocation is the record a
+half-done pod instead of taking a second IP: the IP allocation is keyed by the pod's uid
+and names the host and size (same pod, same IP, same node name, same host), the Node is
+keyed by name, and a host pool reserves a node's capacity once. What a crashed run
+reserved and its rerun reserves again is counted twice on the host until the garbage
+collector's next recount (an over-count: never an oversubscription). The allocation is the record a
 rerun reads (no extra write to the pod): when the host it names has no room any more, the
 rerun releases the old node, reservation and address and places the pod afresh.
 A failure after a partial step releases what this run took before it retries.
@@ -232,7 +234,8 @@ class SchedulerController:
         zones = sorted(set(chosen.zones) & subnet_zones)
         try:
             allocation = await self.ipam.allocate(
-                subnets, pod=ref, node="", host=chosen.name, zones=zones)
+                subnets, pod=ref, node="", host=chosen.name, zones=zones,
+                size=(size.cpu_millis(), size.memory_bytes()))
         except ipam.AddressesExhausted as exc:
             raise SchedulingFailure(exc.reason) from None
         taken.ip = allocation.ip
@@ -243,7 +246,7 @@ class SchedulerController:
         taken.node, taken.host = node, host
         try:
             await self.hosts.reserve(host, node, cpu_millis=size.cpu_millis(),
-                                     memory_bytes=size.memory_bytes(), pod=ref)
+                                     memory_bytes=size.memory_bytes())
         except hosts_mod.NoHostWithRoom as exc:
             raise SchedulingFailure(exc.reason, Retry.WHEN_CAPACITY_FREES) from None
         taken.reserved = True

@@ -5,11 +5,13 @@ the host agent stops the pod and then deletes it with grace 0, and that deletion
 signal. The scheduler's pod watch triggers a collection on every DELETED event; a periodic
 pass catches what a missed event, a crash between steps or a failed release left behind.
 
-Three kinds of garbage, each tied to a pod by uid:
+Two kinds of garbage, each tied to a pod by uid:
 - Nodes labelled `eks.amazonaws.com/compute-type=fargate` with the host label (their
   pod's uid is the label `fargate.nodeless.io/pod-uid`);
-- PodIPAllocations (`spec.pod.uid`);
-- reservations in FargateHost.status (`podUID`).
+- PodIPAllocations (`spec.pod.uid`).
+Then every host's totals are recounted from the allocations left (`HostPool.recount`):
+the capacity of a micro-node goes back with its allocation, whoever reserved it (a
+killed scheduler, a rerun that reserved it twice).
 
 Race-free with scheduling: garbage is listed first and the pods are checked after, each
 with a live GET, so a pod created after the listing (whose allocation is not in it)
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,9 +37,9 @@ from lightkube.resources.core_v1 import Node, Pod
 
 from nodeless.fargate.ipam import IPAllocator
 from nodeless.fargate.names import COMPUTE_TYPE_LABEL, HOST_LABEL, POD_UID_LABEL
-from nodeless.fargate.resources import FargateHost, PodIPAllocation
+from nodeless.fargate.resources import PodIPAllocation
 from nodeless.fargate.scheduler.cache import plain
-from nodeless.fargate.scheduler.hosts import HostPool
+from nodeless.fargate.scheduler.hosts import HostPool, entry_size
 from nodeless.fargate.scheduler.steps import POD_ANNOTATION
 
 log = logging.getLogger(__name__)
@@ -57,10 +60,11 @@ class PodRef:
 class Collected:
     nodes: list[str] = field(default_factory=list)
     allocations: list[str] = field(default_factory=list)
-    reservations: list[tuple[str, str]] = field(default_factory=list)
+    recounted: list[str] = field(default_factory=list)
+    """Hosts whose totals went down to what their allocations hold."""
 
     def __bool__(self) -> bool:
-        return bool(self.nodes or self.allocations or self.reservations)
+        return bool(self.nodes or self.allocations or self.recounted)
 
 
 class GarbageCollector:
@@ -104,7 +108,6 @@ class GarbageCollector:
         nodes = [plain(n) async for n in self.client.list(
             Node, labels={COMPUTE_TYPE_LABEL: "fargate", HOST_LABEL: exists()})]
         allocations = [plain(a) async for a in self.client.list(PodIPAllocation)]
-        hosts = [plain(h) async for h in self.client.list(FargateHost)]
         alive: dict[PodRef, str | None] = {}
 
         async def pod_node(ref: PodRef) -> str | None | bool:
@@ -125,6 +128,9 @@ class GarbageCollector:
                 with contextlib.suppress(ApiError):
                     await self.client.delete(Node, meta["name"])
                 done.nodes.append(meta["name"])
+                host = (meta.get("labels") or {}).get(HOST_LABEL)
+                if host:  # what this scheduler reserved goes back at once
+                    await self.hosts.release(host, meta["name"])
         for allocation in allocations:
             spec = allocation.get("spec") or {}
             pod = spec.get("pod") or {}
@@ -134,21 +140,28 @@ class GarbageCollector:
             if await pod_node(ref) is False:
                 await self.ipam.release(spec["ip"])
                 done.allocations.append(spec["ip"])
-        for host in hosts:
-            name = host["metadata"]["name"]
-            reservations = (host.get("status") or {}).get("reservations") or {}
-            for node_name, entry in reservations.items():
-                namespace, _, pod_name = str(entry.get("pod", "")).partition("/")
-                if not entry.get("podUID"):
-                    continue
-                bound = await pod_node(PodRef(namespace, pod_name, entry["podUID"]))
-                if bound is False or (bound and bound != node_name):
-                    await self.hosts.release(name, node_name)
-                    done.reservations.append((name, node_name))
+        for host in sorted({h.name for h in self.hosts.hosts()}):
+            if await self.hosts.recount(host, functools.partial(self._sizes_on, host)):
+                done.recounted.append(host)
         if done:
-            log.info("garbage collected %d nodes, %d IPs, %d reservations",
-                     len(done.nodes), len(done.allocations), len(done.reservations))
+            log.info("garbage collected %d nodes, %d IPs; recounted hosts %s",
+                     len(done.nodes), len(done.allocations), done.recounted)
         return done
+
+    async def _sizes_on(self, host: str) -> list[tuple[int, int]] | None:
+        """(cpu millis, memory bytes) of every allocation naming `host`, listed afresh;
+        None if one has no size (then its host's totals cannot be recounted)."""
+        sizes = []
+        async for obj in self.client.list(PodIPAllocation, labels={HOST_LABEL: host}):
+            spec = plain(obj).get("spec") or {}
+            if spec.get("host") != host:
+                continue
+            if spec.get("cpu") is None or spec.get("memory") is None:
+                log.warning("allocation %s has no size: host %s is not recounted",
+                            plain(obj)["metadata"]["name"], host)
+                return None
+            sizes.append(entry_size(spec))
+        return sizes
 
     async def _pod_node(self, ref: PodRef) -> str | None:
         """None when the pod (this uid) no longer exists, else its nodeName ('' unbound)."""

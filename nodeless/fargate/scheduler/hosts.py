@@ -6,8 +6,12 @@ memory from list + watch, so choosing a host makes no API call.
 
 What a host offers: `spec.capacity` times `spec.overcommit` for cpu and memory (1.0 is
 Fargate's guarantee and the production default; a laptop may offer more), and
-`capacity.pods` micro-nodes, never overcommitted. What it has given: the sum of
-`status.reservations`, one entry per micro-node placed on it.
+`capacity.pods` micro-nodes, never overcommitted. What it has given: the totals in
+`status.allocated` (cpu, memory, pods). The per-micro-node record is the pod's
+`PodIPAllocation`, which names the host and the size and exists before the capacity is
+taken and until after it is given back; the host object stays small however many
+micro-nodes it runs, so a reservation write costs the same for the first pod and the
+thousandth.
 
 Placement policy, fewest hosts used: among the live hosts serving the pod's zone that
 still have room, prefer the most used one (the largest of its cpu and memory fractions
@@ -17,12 +21,24 @@ host with room. Zone spread is not the host's business: the IP allocator picks t
 (the subnet with the fewest allocations) first, and the host is chosen among those
 serving that zone.
 
-Never oversubscribe: a reservation is written to the host's status with an update
-pinned to the resourceVersion the fit was computed on (compare-and-swap). Another
-scheduler's write in between makes it fail with 409; the pool re-reads, re-checks the
-fit and retries, or answers NoHostWithRoom. Reservations one pool makes on one host at
-the same time are coalesced into one write (group commit), so a burst of pods on one
-host costs a few writes, not a storm of conflicting ones.
+Never oversubscribe: a reservation adds its size to the totals with an update pinned to
+the resourceVersion the fit was computed on (compare-and-swap). Another scheduler's
+write in between makes it fail with 409; the pool re-reads, re-checks the fit and
+retries, or answers NoHostWithRoom. Reservations one pool makes on one host at the same
+time are coalesced into one write (group commit), so a burst of pods on one host costs a
+few writes, not a storm of conflicting ones.
+
+The totals are an upper bound of what the host's micro-nodes hold, never less:
+- a pool gives back (subtracts) only what it added itself (it remembers its own
+  reservations, so reserving or releasing twice changes nothing), and only while no
+  recount happened since it added it;
+- what a killed scheduler added and nobody subtracts (or what a rerun added a second
+  time) is over-counted until the next recount: `recount` (the garbage collector runs it
+  every pass) reads the host, then lists the allocations naming it, and lowers the
+  totals to their sum with a compare-and-swap that also bumps `status.recounts`. Every
+  capacity added before that read has its allocation in that list, so the sum never
+  misses a live micro-node; a subtraction after the recount is skipped (its allocation
+  was either counted or already gone), so nothing is subtracted twice.
 
 A host is alive while its lease's renewTime is within HOST_LEASE_SECONDS of now (hosts
 and control plane keep their clocks in sync, as EKS nodes do with NTP); a host whose
@@ -37,8 +53,8 @@ import datetime
 import functools
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -89,7 +105,8 @@ def _parsed(raw: str, default: Fraction) -> Fraction:
 
 
 def entry_size(entry: dict[str, Any]) -> tuple[int, int]:
-    """(cpu millis, memory bytes) of one reservation entry."""
+    """(cpu millis, memory bytes) of a dict with `cpu` and `memory` quantities: a host's
+    totals, an allocation's spec."""
     return (math.ceil(_quantity(entry.get("cpu")) * 1000),
             math.ceil(_quantity(entry.get("memory"))))
 
@@ -121,15 +138,23 @@ class Host:
     alive: bool
     resource_version: str
     endpoint: str
-    reservations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recounts: int = 0
+    """How often the totals were recounted (a subtraction checks none happened since)."""
 
     @classmethod
     def from_object(cls, obj: dict[str, Any], *, alive: bool = True) -> Host:
         spec = obj.get("spec") or {}
         capacity = spec.get("capacity") or {}
         overcommit = spec.get("overcommit") or {}
-        reservations = dict((obj.get("status") or {}).get("reservations") or {})
-        cpu, memory = reserved(reservations)
+        status = obj.get("status") or {}
+        allocated = status.get("allocated")
+        if isinstance(allocated, dict):
+            cpu, memory = entry_size(allocated)
+            pods = int(_quantity(allocated.get("pods")))
+        else:  # written before the totals: one entry per micro-node
+            legacy = status.get("reservations") or {}
+            cpu, memory = reserved(legacy)
+            pods = len(legacy)
         return cls(
             name=obj["metadata"]["name"],
             zones=list(spec.get("zones") or []),
@@ -138,11 +163,11 @@ class Host:
             offered_memory_bytes=math.floor(_quantity(capacity.get("memory"))
                                             * Fraction(str(overcommit.get("memory", 1.0)))),
             offered_pods=int(_quantity(capacity.get("pods"), Fraction(110))),
-            used_cpu_millis=cpu, used_memory_bytes=memory, used_pods=len(reservations),
+            used_cpu_millis=cpu, used_memory_bytes=memory, used_pods=pods,
             alive=alive,
             resource_version=str(obj["metadata"].get("resourceVersion") or ""),
             endpoint=str(spec.get("agentEndpoint") or ""),
-            reservations=reservations,
+            recounts=int(status.get("recounts") or 0),
         )
 
     @property
@@ -171,7 +196,7 @@ class Host:
 
 
 def reserved(reservations: dict[str, dict[str, Any]]) -> tuple[int, int]:
-    """(cpu millis, memory bytes) held by these reservations."""
+    """(cpu millis, memory bytes) held by these entries (each with cpu and memory)."""
     cpu = mem = 0
     for entry in reservations.values():
         entry_cpu, entry_mem = entry_size(entry)
@@ -220,9 +245,32 @@ def _settle(ops: list[_Op], outcome: Exception | None) -> None:
 @dataclass
 class _Op:
     node: str
-    entry: dict[str, Any] | None
-    """None releases the node's reservation."""
+    size: tuple[int, int] | None
+    """(cpu millis, memory bytes) to reserve; None releases the node's reservation."""
     future: asyncio.Future[None]
+
+
+def _size_in(node: str, batch: list[_Op]) -> tuple[int, int]:
+    """The size an earlier op of this batch reserved for `node`."""
+    return next(op.size for op in batch if op.node == node and op.size is not None)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A reservation this pool added to a host's totals, and the host's `recounts` then:
+    it may subtract it again only while no recount happened since."""
+
+    cpu_millis: int
+    memory_bytes: int
+    recounts: int
+
+
+RECOUNT_TRIES = 5
+"""Compare-and-swap attempts of one recount before it waits for the next pass."""
+
+
+def _allocated(cpu_millis: int, memory_bytes: int, pods: int) -> dict[str, Any]:
+    return {"cpu": f"{cpu_millis}m", "memory": str(memory_bytes), "pods": pods}
 
 
 class HostPool:
@@ -243,6 +291,8 @@ class HostPool:
         self._callbacks: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._queues: dict[str, list[_Op]] = {}
+        self._held: dict[str, dict[str, _Held]] = {}
+        """Host -> node -> what this pool added to that host's totals for the node."""
         self._writers: dict[str, asyncio.Task[None]] = {}
         self.conflicts = 0
         """Writes refused with 409 because another writer got there first (metrics)."""
@@ -288,6 +338,10 @@ class HostPool:
                 str(current["metadata"].get("resourceVersion") or "")):
             return False
         self._objects[name] = obj
+        held = self._held.get(name)
+        if held:  # what a recount took out can no longer be given back by this pool
+            recounts = int((obj.get("status") or {}).get("recounts") or 0)
+            self._held[name] = {n: h for n, h in held.items() if h.recounts >= recounts}
         return True
 
     def _host_event(self, event: str, obj: dict[str, Any], _old: dict[str, Any] | None
@@ -306,9 +360,10 @@ class HostPool:
         less reserved (a reservation that only grows frees nothing)."""
         if before is None or before.get("spec") != after.get("spec"):
             return True
-        old = (before.get("status") or {}).get("reservations") or {}
-        new = (after.get("status") or {}).get("reservations") or {}
-        return any(node not in new for node in old)
+        old, new = Host.from_object(before), Host.from_object(after)
+        return (new.used_cpu_millis < old.used_cpu_millis
+                or new.used_memory_bytes < old.used_memory_bytes
+                or new.used_pods < old.used_pods)
 
     def _host_relist(self, objects: dict[str, dict[str, Any]]) -> None:
         self._objects = {}
@@ -398,18 +453,20 @@ class HostPool:
 
     # ---- writing ----------------------------------------------------------------------
 
-    async def reserve(self, host: str, node: str, *, cpu_millis: int, memory_bytes: int,
-                      pod: dict[str, Any]) -> None:
-        """Reserve a micro-node's size on `host` (idempotent for the same node).
+    async def reserve(self, host: str, node: str, *, cpu_millis: int, memory_bytes: int
+                      ) -> None:
+        """Add a micro-node's size to `host`'s totals (once per node in this pool).
 
         Raises NoHostWithRoom if the host (no longer) has room or is gone; never
-        oversubscribes, whoever else writes to the host at the same time."""
-        entry = {"cpu": f"{cpu_millis}m", "memory": str(memory_bytes),
-                 "pod": f"{pod['namespace']}/{pod['name']}", "podUID": str(pod["uid"])}
-        await self._submit(host, _Op(node, entry, asyncio.get_running_loop().create_future()))
+        oversubscribes, whoever else writes to the host at the same time. The caller
+        keeps the record (the pod's IP allocation naming host and size) from before
+        this call until after `release`: a recount counts what the records say."""
+        await self._submit(host, _Op(node, (cpu_millis, memory_bytes),
+                                     asyncio.get_running_loop().create_future()))
 
     async def release(self, host: str, node: str) -> None:
-        """Remove a micro-node's reservation; a missing one or host is fine."""
+        """Give back what this pool reserved for `node` (nothing if it reserved nothing,
+        or if a recount already took it out); a missing host is fine."""
         await self._submit(host, _Op(node, None, asyncio.get_running_loop().create_future()))
 
     async def _submit(self, host: str, op: _Op) -> None:
@@ -440,50 +497,54 @@ class HostPool:
             if obj is None:
                 obj = await self._read(host)
             if obj is None:
+                self._held.pop(host, None)
                 gone = NoHostWithRoom(f"host {host} is not registered")
                 for op in batch:
-                    _settle([op], None if op.entry is None else gone)
+                    _settle([op], None if op.size is None else gone)
                 return
             current = self._host(host, obj, True)
-            reservations = dict(current.reservations)
+            # None: added by this batch (held with the recounts of what it writes).
+            held: dict[str, _Held | None] = dict(self._held.get(host, {}))
             used_cpu, used_mem = current.used_cpu_millis, current.used_memory_bytes
+            used_pods = current.used_pods
             outcomes: list[Exception | None] = []
             changed = False
             for op in batch:
-                if op.entry is None:
-                    gone = reservations.pop(op.node, None)
-                    if gone is not None:
-                        changed = True
-                        cpu, mem = entry_size(gone)
-                        used_cpu, used_mem = used_cpu - cpu, used_mem - mem
+                if op.size is None:
+                    if op.node in held:
+                        mine = held.pop(op.node)
+                        size = (_size_in(op.node, batch) if mine is None
+                                else (mine.cpu_millis, mine.memory_bytes))
+                        if mine is None or mine.recounts == current.recounts:
+                            used_cpu, used_mem = used_cpu - size[0], used_mem - size[1]
+                            used_pods -= 1
+                            changed = True
+                        # else: a recount since took it out (or counts its allocation)
                     outcomes.append(None)
-                elif op.node in reservations:
+                elif op.node in held:
                     outcomes.append(None)
                 else:
-                    cpu, mem = entry_size(op.entry)
-                    if (len(reservations) + 1 <= current.offered_pods
+                    cpu, mem = op.size
+                    if (used_pods + 1 <= current.offered_pods
                             and used_cpu + cpu <= current.offered_cpu_millis
                             and used_mem + mem <= current.offered_memory_bytes):
-                        reservations[op.node] = op.entry
-                        used_cpu, used_mem = used_cpu + cpu, used_mem + mem
+                        held[op.node] = None
+                        used_cpu, used_mem, used_pods = used_cpu + cpu, used_mem + mem, \
+                            used_pods + 1
                         changed = True
                         outcomes.append(None)
                     else:
                         free = format_size(max(current.offered_cpu_millis - used_cpu, 0),
                                            max(current.offered_memory_bytes - used_mem, 0),
                                            spaced=True)
-                        slots = max(current.offered_pods - len(reservations), 0)
+                        slots = max(current.offered_pods - used_pods, 0)
                         outcomes.append(NoHostWithRoom(
                             f"host {host} has no room for {format_size(cpu, mem)}: free "
                             f"{free}, {slots} micro-node slots"))
             if changed:
-                body = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
-                        "metadata": {"name": host,
-                                     "resourceVersion": obj["metadata"]["resourceVersion"]},
-                        "spec": obj.get("spec") or {},
-                        "status": {**(obj.get("status") or {}), "reservations": reservations}}
                 try:
-                    written = await self._client.replace(FargateHost.Status(body), host)
+                    written = await self._write(obj, used_cpu, used_mem, used_pods,
+                                                current.recounts)
                 except ApiError as e:
                     if e.status.code == 409:
                         self.conflicts += 1
@@ -495,19 +556,77 @@ class HostPool:
                         continue
                     raise
                 self.writes += 1
-                stored = dict(written)
-                if self._store(stored):
+                if self._store(written):
                     # What was written is known: no need to parse it back.
-                    self._parsed[host] = (stored, replace(
+                    self._parsed[host] = (written, replace(
                         current, used_cpu_millis=used_cpu, used_memory_bytes=used_mem,
-                        used_pods=len(reservations), reservations=reservations,
-                        resource_version=str(stored["metadata"].get("resourceVersion"))))
-                if any(op.entry is None for op in batch):
+                        used_pods=used_pods,
+                        resource_version=str(written["metadata"].get("resourceVersion"))))
+                if any(op.size is None for op in batch):
                     self._notify()  # a release in this pool frees capacity now
+            sizes = {op.node: op.size for op in batch if op.size is not None}
+            self._held[host] = {
+                node: mine if mine is not None else _Held(*sizes[node], current.recounts)
+                for node, mine in held.items()}
             for op, outcome in zip(batch, outcomes, strict=True):
                 _settle([op], outcome)
             return
         raise RuntimeError(f"host {host}: {MAX_CONFLICTS} conflicting writes in a row")
+
+    async def _write(self, obj: dict[str, Any], cpu: int, memory: int, pods: int,
+                     recounts: int) -> dict[str, Any]:
+        """Replace the host's status with these totals, pinned to `obj`'s version."""
+        status = {k: v for k, v in (obj.get("status") or {}).items() if k != "reservations"}
+        body = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+                "metadata": {"name": obj["metadata"]["name"],
+                             "resourceVersion": obj["metadata"]["resourceVersion"]},
+                "spec": obj.get("spec") or {},
+                "status": {**status, "allocated": _allocated(cpu, memory, pods),
+                           "recounts": recounts}}
+        written = await self._client.replace(FargateHost.Status(body), obj["metadata"]["name"])
+        return dict(written)
+
+    async def recount(self, host: str,
+                      records: Callable[[], Awaitable[Iterable[tuple[int, int]] | None]]
+                      ) -> bool:
+        """Lower `host`'s totals to the sum of its records where they over-count (what a
+        killed scheduler took, what a rerun took twice). `records` lists, afresh, the
+        (cpu millis, memory bytes) of every allocation naming the host, or None when one
+        has no size (then nothing is lowered). Returns whether the totals went down.
+
+        The host is read before the records are listed: everything added to the totals
+        by then has its record in the list, so the sum never misses a live micro-node."""
+        for _attempt in range(RECOUNT_TRIES):
+            obj = await self._read(host)
+            if obj is None:
+                return False
+            sizes = await records()
+            if sizes is None:
+                return False
+            cpu = mem = pods = 0
+            for record_cpu, record_mem in sizes:
+                cpu, mem, pods = cpu + record_cpu, mem + record_mem, pods + 1
+            current = Host.from_object(obj)
+            lowered = (min(current.used_cpu_millis, cpu), min(current.used_memory_bytes, mem),
+                       min(current.used_pods, pods))
+            if lowered == (current.used_cpu_millis, current.used_memory_bytes,
+                           current.used_pods):
+                return False
+            try:
+                written = await self._write(obj, *lowered, current.recounts + 1)
+            except ApiError as e:
+                if e.status.code in (404, 409):
+                    self.conflicts += e.status.code == 409
+                    continue
+                raise
+            log.info("host %s: recounted its allocations: %s reserved, %d micro-nodes "
+                     "(was %s, %d)", host, format_size(lowered[0], lowered[1]), lowered[2],
+                     format_size(current.used_cpu_millis, current.used_memory_bytes),
+                     current.used_pods)
+            self._store(written)
+            self._notify()
+            return True
+        return False
 
     async def _read(self, host: str) -> dict[str, Any] | None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 from typing import Any
@@ -27,12 +28,18 @@ _MILLI = Fraction(1, 1000)
 
 
 def parse_quantity(value: Any) -> tuple[Fraction, str]:
-    """(exact value, format) of a quantity string or JSON number.
+    """(exact value, format) of a quantity string or JSON number (cached, see
+    `canonical_quantity`).
 
     The format is "DecimalSI", "BinarySI" or "DecimalExponent", as the suffix says; like
     kube, non-zero values are rounded up (away from zero) to the nanounit."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise QuantityError(QUANTITY_MESSAGE)
+    return _parse(value)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _parse(value: str | int | float) -> tuple[Fraction, str]:
     text = repr(value) if isinstance(value, float) else str(value)
     m = _QUANTITY_RE.match(text)
     if not m or not (m.group(2) or m.group(3)):
@@ -101,7 +108,16 @@ def format_quantity(amount: Fraction, fmt: str = "DecimalSI") -> str:
 
 def canonical_quantity(value: Any, *, milli: bool = False) -> str:
     """Canonical form of a quantity; milli=True rounds up to 1m as ResourceLists do."""
-    amount, fmt = parse_quantity(value)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise QuantityError(QUANTITY_MESSAGE)
+    return _canonical(value, milli)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _canonical(value: str | int | float, milli: bool) -> str:
+    """Cached by type too, so True is never taken for 1: objects repeat a handful of
+    quantities ("250m", "512Mi") thousands of times, and exact arithmetic is slow."""
+    amount, fmt = _parse(value)
     if milli:
         amount = _round_up(amount, _MILLI)
     return format_quantity(amount, fmt)
