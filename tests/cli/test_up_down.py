@@ -137,6 +137,8 @@ def test_up_detach_status_down(data_dir: Path) -> None:
     assert ca.read_bytes() == ca_pem
     assert yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"] == token
     assert get(f"{url}/readyz", ca, token)[0] == 200
+    # --registry-port 0 takes the previous port again: pods' image references stay valid.
+    assert json.loads((data_dir / "endpoints.json").read_text())["registry"] == registry
     assert nodeless("down", *dd).returncode == 0
 
 
