@@ -60,7 +60,7 @@ class Server:
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{store}-"))
         self.port = free_port()
         args = [sys.executable, "-m", "nodeless.cli.main", "up", "--data-dir", str(self.dir),
-                "--port", str(self.port), "--store", store]
+                "--port", str(self.port), "--store", store, "--eks-port", "0", "--no-agent"]
         if etcd_endpoint:
             args += ["--etcd-endpoints", etcd_endpoint]
         with open(self.dir / "bench.log", "wb") as log:

@@ -96,7 +96,7 @@ class Up:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nodeless.cli.main", "up", "--data-dir", str(self.dir),
-                 "--port", str(self.port), "--eks-port", "0"],
+                 "--port", str(self.port), "--eks-port", "0", "--no-agent"],
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
 
     async def client(self) -> AsyncClient:

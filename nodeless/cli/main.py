@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -193,7 +193,8 @@ def up(
         ),
     ] = True,
     registry_port: Annotated[
-        int, typer.Option(help="Port of the local OCI registry (127.0.0.1); 0: a free one.")
+        int, typer.Option(help="Port of the local OCI registry (127.0.0.1); 0: a free one, "
+                          "the previous start's if it is still free.")
     ] = 6445,
     controllers: Annotated[
         bool,
@@ -229,6 +230,8 @@ def up(
         config.etcd_endpoints = [e.strip() for e in etcd_endpoints.split(",") if e.strip()]
     paths = Paths(config.data_dir)
     paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if _lock_holder(paths) is None:  # endpoints.json is the previous start's
+        options = _keep_registry_port(options, paths)
     if detach:
         _up_detached(config, options, paths, timeout)
     else:
@@ -342,6 +345,19 @@ def _prepare(config: APIServerConfig, options: UpOptions, paths: Paths) -> tuple
     }
     write_atomic(paths.endpoints, (json.dumps(endpoints, indent=2) + "\n").encode(), 0o644)
     return pki, token
+
+
+def _keep_registry_port(options: UpOptions, paths: Paths) -> UpOptions:
+    """With --registry-port 0, take the port of the previous start again while it is free:
+    pods keep the image references they were created with (`127.0.0.1:PORT/...`), and
+    those whose policy pulls again at a restart (`:latest`) would fail on a new port."""
+    if not options.agent or options.registry_port:
+        return options
+    previous = str(_read_json(paths.endpoints).get("registry") or "")
+    host, _, port = previous.rpartition(":")
+    if host == "127.0.0.1" and port.isdigit() and not _port_in_use(host, int(port)):
+        return replace(options, registry_port=int(port))
+    return options
 
 
 def _up_foreground(config: APIServerConfig, options: UpOptions, paths: Paths) -> int:

@@ -69,15 +69,22 @@ def test_up_detach_status_down(data_dir: Path) -> None:
     port = free_port()
     dd = ["--data-dir", str(data_dir)]
     eks_port = free_port()  # not the default 6444: another instance may hold it
-    started = nodeless("up", "--detach", *dd, "--port", str(port), "--eks-port", str(eks_port))
+    # The whole thing, host agent and registry included (on a free port, not 6445).
+    agent = ("--registry-port", "0", "--timeout", "120")
+    started = nodeless("up", "--detach", *dd, "--port", str(port), "--eks-port", str(eks_port),
+                       *agent, timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
     kubeconfig = data_dir / "kubeconfig"
     assert f"export KUBECONFIG={kubeconfig}" in started.stdout
 
     url = f"https://127.0.0.1:{port}"
     endpoints = json.loads((data_dir / "endpoints.json").read_text())
+    registry = endpoints.pop("registry")
+    assert registry.startswith("127.0.0.1:") and registry != "127.0.0.1:6445"
     assert endpoints == {"kubernetes": url, "eks": f"https://127.0.0.1:{eks_port}",
-                         "cluster": "nodeless", "region": "us-east-1"}  # fmt: skip
+                         "cluster": "nodeless", "region": "us-east-1",
+                         "containerd": str(data_dir / "agent" / "containerd" /
+                                           "containerd.sock")}  # fmt: skip
     kc = yaml.safe_load(kubeconfig.read_text())
     token = kc["users"][0]["user"]["token"]
     ca = data_dir / "pki" / "ca.crt"
@@ -100,6 +107,8 @@ def test_up_detach_status_down(data_dir: Path) -> None:
     assert shown.returncode == 0, shown.stdout + shown.stderr
     pid = int((data_dir / "nodeless.pid").read_text())
     assert str(pid) in shown.stdout and url in shown.stdout and "sqlite" in shown.stdout
+    assert "registry: ready" in shown.stdout and "host-agent: ready" in shown.stdout
+    assert registry in shown.stdout and "overcommitted" in shown.stdout
 
     again = nodeless("up", "--detach", *dd, "--port", str(free_port()))
     assert again.returncode != 0
@@ -112,6 +121,7 @@ def test_up_detach_status_down(data_dir: Path) -> None:
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert f"stopped (pid {pid})" in stopped.stdout
     assert not (data_dir / "nodeless.pid").exists()
+    assert not Path(endpoints["containerd"]).exists()  # the agent took containerd along
     with pytest.raises(urllib.error.URLError):
         get(f"{url}/readyz", ca, token)
     assert "SIGTERM received" in (data_dir / "nodeless.log").read_text()
@@ -122,11 +132,13 @@ def test_up_detach_status_down(data_dir: Path) -> None:
     # A restart on the same data dir keeps the CA and the admin token.
     ca_pem = ca.read_bytes()
     restarted = nodeless("up", "--detach", *dd, "--port", str(port), "--eks-port",
-                         str(eks_port))
+                         str(eks_port), *agent, timeout=180)
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert ca.read_bytes() == ca_pem
     assert yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"] == token
     assert get(f"{url}/readyz", ca, token)[0] == 200
+    # --registry-port 0 takes the previous port again: pods' image references stay valid.
+    assert json.loads((data_dir / "endpoints.json").read_text())["registry"] == registry
     assert nodeless("down", *dd).returncode == 0
 
 
@@ -135,7 +147,7 @@ def test_foreground_stops_on_sigterm(data_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NODELESS_")}
     proc = subprocess.Popen(
         [*NODELESS, "up", "--data-dir", str(data_dir), "--port", str(port),
-         "--eks-port", str(free_port())],
+         "--eks-port", str(free_port()), "--registry-port", "0"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -156,9 +168,12 @@ def test_foreground_stops_on_sigterm(data_dir: Path) -> None:
             assert time.monotonic() < deadline, "not ready in 60s"
             time.sleep(0.1)
         assert (data_dir / "nodeless.pid").read_text().strip() == str(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        proc.send_signal(signal.SIGTERM)  # while the registry and the agent may start
+        assert proc.wait(60) == 0
         assert not (data_dir / "nodeless.pid").exists()
+        left = subprocess.run(["pgrep", "-af", str(data_dir)], capture_output=True,
+                              text=True).stdout
+        assert left == "", f"processes of the instance outlived it: {left}"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -175,6 +190,19 @@ def test_up_refuses_a_taken_port(data_dir: Path) -> None:
         result = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", str(port))
     assert result.returncode != 0
     assert "already in use" in result.stderr
+    assert not (data_dir / "nodeless.pid").exists()
+
+
+def test_up_refuses_a_taken_registry_port(data_dir: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        result = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port",
+                          str(free_port()), "--eks-port", "0", "--registry-port", str(taken))
+    assert result.returncode != 0
+    assert f"port {taken} on 127.0.0.1 is already in use; choose --registry-port" \
+        in result.stderr
     assert not (data_dir / "nodeless.pid").exists()
 
 
@@ -196,8 +224,9 @@ def test_objects_survive_down_and_up(tmp_path: Path) -> None:
     `nodeless down` and `nodeless up` on the same data dir."""
     data_dir = tmp_path / "persist"
     port, eks_port = str(free_port()), str(free_port())
+    # The control plane alone (--no-agent): what is kept is the store's business.
     up = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", port,
-                  "--eks-port", eks_port)
+                  "--eks-port", eks_port, "--no-agent")
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         api = client.CoreV1Api(config.new_client_from_config(str(data_dir / "kubeconfig")))
@@ -209,7 +238,7 @@ def test_objects_survive_down_and_up(tmp_path: Path) -> None:
                   for c in api.list_namespaced_config_map("default").items}
         assert nodeless("down", "--data-dir", str(data_dir)).returncode == 0
         up = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", port,
-                      "--eks-port", eks_port)
+                      "--eks-port", eks_port, "--no-agent")
         assert up.returncode == 0, up.stdout + up.stderr
         api = client.CoreV1Api(config.new_client_from_config(str(data_dir / "kubeconfig")))
         after = {c.metadata.name: (c.metadata.uid, c.metadata.resource_version, c.data)

@@ -3,9 +3,9 @@ status, a rolling `set image` watched so that never more than maxSurge extra pod
 history and undo, restart, pause and resume, scale to 0 and back, and delete.
 
 Pods are bound and marked Ready by the stand-in kubelet (kubelet_helper.py) in a
-namespace without a Fargate profile (`--no-default-profile`), until the host agent
-(issue 6) runs them. Acceptance 7 (Deployments on Fargate micro-nodes) needs that agent
-and is not tested here.
+namespace without a Fargate profile (`--no-default-profile`, `--no-agent`), so that
+rollouts are timed by the controllers alone. Acceptance 7 (Deployments on Fargate
+micro-nodes, run by the host agent) is tests/e2e/test_up_pods.py.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Up:
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     data_dir = tmp_path_factory.mktemp("controllers-up") / "data"
     started = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", str(free_port()),
-                       "--eks-port", "0", "--no-default-profile")
+                       "--eks-port", "0", "--no-default-profile", "--no-agent")
     assert started.returncode == 0, started.stdout + started.stderr
     cluster = Up(data_dir)
     configuration = kubernetes.client.Configuration()

@@ -73,9 +73,12 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     data_dir = tmp_path_factory.mktemp("fargate-up") / "data"
     c = Cluster(data_dir, free_port(), free_port())
-    # A short activation delay, so that CREATING can be seen with describe as well.
+    # A short activation delay, so that CREATING can be seen with describe as well. No host
+    # agent: pods here are placed on a registered test host, and their images (nginx) are
+    # not pulled; tests/e2e runs pods with the agent.
     started = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port", str(c.port),
-                       "--eks-port", str(c.eks_port), "--profile-activation-delay", "0.5")
+                       "--eks-port", str(c.eks_port), "--profile-activation-delay", "0.5",
+                       "--no-agent")
     assert started.returncode == 0, started.stdout + started.stderr
     try:
         yield c
@@ -359,7 +362,7 @@ def test_scheduler_process_goes_with_nodeless_up(tmp_path: Path) -> None:
     for stop in ("down", "kill"):
         data_dir = tmp_path / stop
         started = nodeless("up", "--detach", "--data-dir", str(data_dir), "--port",
-                           str(free_port()), "--eks-port", "0")
+                           str(free_port()), "--eks-port", "0", "--no-agent")
         assert started.returncode == 0, started.stdout + started.stderr
         running = [p for p in children() if str(data_dir) in Path(
             f"/proc/{p}/cmdline").read_text()]
