@@ -6,9 +6,10 @@ host agent with its containerd) in a temp dir, warms the image cache (one busybo
 Running, then deleted), then for each N in --counts:
 
 - floor: N sandboxes + containers started directly on the agent's containerd (CRI
-  RunPodSandbox + CreateContainer + StartContainer, busybox `sleep 3600`), through
-  --clients concurrent callers, each sandbox on the agent's pod network (an IP record
-  from the top of the private subnets, which the scheduler allocates from the bottom).
+  RunPodSandbox + CreateContainer + StartContainer, busybox `sleep 3600`), all N at once
+  as the agent gets them (or --floor-concurrency callers), each sandbox on the agent's
+  pod network (an IP record from the top of the private subnets, which the scheduler
+  allocates from the bottom).
   Latency is RunPodSandbox sent -> StartContainer answered. Then all removed.
 - end to end: N pods (busybox `sleep 3600`, small requests) created in `default` through
   --clients concurrent creators; every pod goes through admission, the fargate-scheduler
@@ -342,7 +343,7 @@ async def warm_up(up: Up, client: AsyncClient, watch: Watch, image: str) -> None
         raise RuntimeError(f"the warm-up pod did not run; see {up.log} (--keep)")
     await _delete_all(client, ["warm-0000"], set(watch.nodes.values()), 120)
     print(f"warm-up:     one pod Running in {result.values[0]:.2f}s, deleted "
-          f"({time.perf_counter() - started:.1f}s in all)")
+          f"({time.perf_counter() - started:.1f}s in all)", flush=True)
 
 
 # ---- the raw CRI floor ------------------------------------------------------------------
@@ -486,8 +487,9 @@ async def run(args: argparse.Namespace) -> None:
         await warm_up(up, client, watch, image)
         procs = find_processes(up.proc.pid, up.endpoints["containerd"])
         for count in args.counts:
-            print(f"--- {count} pods, {args.clients} concurrent callers", flush=True)
-            low = await floor(up, client, count, args.clients, image)
+            print(f"--- {count} pods: {args.clients} concurrent creators; CRI floor "
+                  f"{args.floor_concurrency or count} concurrent callers", flush=True)
+            low = await floor(up, client, count, args.floor_concurrency or count, image)
             print(low.line("CRI floor:"), flush=True)
             await asyncio.sleep(2.0)  # let the agent's relist see the floor go
             before = procs.sample()
@@ -508,8 +510,7 @@ async def run(args: argparse.Namespace) -> None:
                       f"{after[name][0] / MiB:7.1f} MiB ({after[name][2]} processes)   "
                       f"{rss / MiB:5.2f} MiB/pod   (PSS {pss / MiB:5.2f} MiB/pod)")
             rows.append(Row(count, e2e, low, per_pod, after["shims"][2]))
-            took = await _delete_all(client, list(watch.running) or
-                                     [f"pod{count}-{i:04d}" for i in range(count)],
+            took = await _delete_all(client, [f"pod{count}-{i:04d}" for i in range(count)],
                                      set(watch.nodes.values()), args.timeout)
             print(f"deleted:     pods and micro-nodes gone in {took:.1f}s", flush=True)
         await watch.stop()
@@ -547,7 +548,10 @@ def main() -> None:
     parser.add_argument("--counts", type=lambda s: [int(x) for x in s.split(",")],
                         default=[50, 200], help="pods per round, comma separated")
     parser.add_argument("--clients", type=int, default=16,
-                        help="concurrent creators (and concurrent CRI callers for the floor)")
+                        help="concurrent creators of the end-to-end pods")
+    parser.add_argument("--floor-concurrency", type=int, default=0, metavar="K",
+                        help="concurrent CRI callers of the floor; 0 (default): all N at "
+                             "once, as the agent gets them")
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--keep", action="store_true", help="keep the data dir and log")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
