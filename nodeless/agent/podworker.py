@@ -93,11 +93,15 @@ class PodWorker:
     # ---- driving -----------------------------------------------------------------------
 
     def update(self, pod: dict[str, Any] | None) -> None:
-        """The API's newest view of the pod; None once it is gone from the API."""
+        """The API's newest view of the pod; None once it is gone from the API. A change
+        of the status alone (mostly our own writes coming back through the watch) does
+        not wake the worker: as in kubelet, only what the pod asks for triggers a sync."""
+        before = self.pod
         self.pod = pod
         if pod is not None:
             self.last_pod = pod
-        self._wake.set()
+        if pod is None or before is None or _spec_view(pod) != _spec_view(before):
+            self._wake.set()
 
     def wake(self, after: float | None = None) -> None:
         if after is None:
@@ -271,6 +275,17 @@ def _deadline(timestamp: str | None, grace: int) -> float:
     except ValueError:
         return time.time() + grace
     return max(when.timestamp(), time.time() + min(grace, MIN_GRACE_SECONDS))
+
+
+_STATUS_ONLY_FIELDS = ("resourceVersion", "managedFields")
+
+
+def _spec_view(pod: dict[str, Any]) -> tuple[Any, Any]:
+    """What of a pod can ask the worker for something: its spec and metadata (labels,
+    annotations, deletion), not its status or the version a status write gives it."""
+    meta = {k: v for k, v in (pod.get("metadata") or {}).items()
+            if k not in _STATUS_ONLY_FIELDS}
+    return pod.get("spec"), meta
 
 
 def log_dir_name(pod: dict[str, Any]) -> str:
