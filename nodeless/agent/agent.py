@@ -82,6 +82,7 @@ class Agent:
         self.events = EventRecorder(client, options.host)
         self.workers: dict[str, PodWorker] = {}
         self._statuses: dict[str, api_pb2.ContainerStatus] = {}
+        self._sandbox_statuses: dict[str, api_pb2.PodSandboxStatus] = {}
         self.nodes_cache = ObjectCache(client, Node, labels={HOST_LABEL: options.host},
                                        handler=self._on_node, name="micro-nodes")
         self.pods_cache = ObjectCache(client, Pod, namespace="*",
@@ -115,9 +116,15 @@ class Agent:
             timeout=timeout + 5)
         return response.exit_code, bytes(response.stdout) + bytes(response.stderr)
 
-    async def container_status(self, container_id: str) -> api_pb2.ContainerStatus | None:
-        """CRI ContainerStatus; an exited container's is final, so it is kept."""
-        if (known := self._statuses.get(container_id)) is not None:
+    async def container_status(self, container_id: str, listed_state: int | None = None
+                               ) -> api_pb2.ContainerStatus | None:
+        """CRI ContainerStatus, kept: an exited container's is final, and a running one's
+        does not change while it runs, so a kept status whose state is still the one
+        containerd lists (`listed_state`, from ListContainers) is answered without a
+        call. The relist forgets containers containerd no longer has."""
+        known = self._statuses.get(container_id)
+        if known is not None and (known.state == api_pb2.ContainerState.CONTAINER_EXITED
+                                  or known.state == listed_state):
             return known
         try:
             response = await self.cri.runtime.ContainerStatus(
@@ -127,8 +134,21 @@ class Agent:
                 return None
             raise
         status = response.status
-        if status.state == api_pb2.ContainerState.CONTAINER_EXITED:
+        if status.state in (api_pb2.ContainerState.CONTAINER_EXITED,
+                            api_pb2.ContainerState.CONTAINER_RUNNING):
             self._statuses[container_id] = status
+        return status
+
+    async def sandbox_status(self, sandbox_id: str, listed_state: int | None = None
+                             ) -> api_pb2.PodSandboxStatus:
+        """CRI PodSandboxStatus, kept while its state is the one containerd lists (its
+        IPs do not change for the life of the sandbox)."""
+        known = self._sandbox_statuses.get(sandbox_id)
+        if known is not None and known.state == listed_state:
+            return known
+        status = (await self.cri.runtime.PodSandboxStatus(
+            api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id))).status
+        self._sandbox_statuses[sandbox_id] = status
         return status
 
     # ---- API writes --------------------------------------------------------------------
@@ -335,6 +355,12 @@ class Agent:
             await asyncio.gather(*(renew(n) for n in names if n))
             await asyncio.sleep(host_mod.RENEW_SECONDS)
 
+    def _forget_removed(self, now: HostState) -> None:
+        """Kept statuses of containers and sandboxes containerd no longer has."""
+        for kept, prefix in ((self._statuses, "c/"), (self._sandbox_statuses, "s/")):
+            for gone in [i for i in kept if prefix + i not in now.states]:
+                del kept[gone]
+
     async def _relist(self) -> None:
         before = HostState({})
         while True:
@@ -344,6 +370,7 @@ class Agent:
                     if (worker := self.workers.get(uid)) is not None:
                         worker.wake()
                 before = now
+                self._forget_removed(now)
             except grpc.aio.AioRpcError as exc:
                 log.warning("relisting containerd failed: %s", exc.details())
             await asyncio.sleep(RELIST_SECONDS)

@@ -131,7 +131,7 @@ class Lifecycle:
         for c in snapshot.containers:
             if sandbox_id is not None and c.pod_sandbox_id != sandbox_id:
                 continue
-            if (st := await self.agent.container_status(c.id)) is not None:
+            if (st := await self.agent.container_status(c.id, c.state)) is not None:
                 found.append(st)
         return status.by_container(found)
 
@@ -351,9 +351,9 @@ class Lifecycle:
                                   for name, runs in every.items()}
         sandbox_status = None
         if sandbox_id is not None:
+            listed = next((s.state for s in snapshot.sandboxes if s.id == sandbox_id), None)
             with contextlib.suppress(grpc.aio.AioRpcError):
-                sandbox_status = (await self.agent.cri.runtime.PodSandboxStatus(
-                    api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id))).status
+                sandbox_status = await self.agent.sandbox_status(sandbox_id, listed)
         node = self.agent.nodes.get((pod.get("spec") or {}).get("nodeName") or "") or {}
         ip = node_ip(node)
         return status.pod_status(pod, sandbox=sandbox_status, containers=infos,
