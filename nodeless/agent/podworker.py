@@ -160,7 +160,8 @@ class PodWorker:
             if sandbox_id is None:
                 await self.write_status(pod, snapshot, None)
                 return
-            snapshot = await pod_snapshot(self.agent.cri, self.uid)
+            # No re-read: RunPodSandbox adds no container, so the snapshot's containers
+            # (their attempt numbers) still hold, and none of them is in the new sandbox.
         else:
             sandbox_id = sandbox.id
         if not await lifecycle.step_containers(self, pod, snapshot, sandbox_id):
