@@ -116,9 +116,11 @@ class Lifecycle:
         worker.runtime.waiting.pop("*", None)
         worker.probes.pod_ip = ip
         worker.probes.start()
-        if not worker.runtime.node_ready:
-            await agent.mark_node_ready(node["metadata"]["name"])
-            worker.runtime.node_ready = True
+        if not worker.runtime.node_ready and worker.runtime.marking_ready is None:
+            # The node's Ready (two API writes) goes alongside the containers' start;
+            # the pod's status waits for it (write_status), so the node is Ready first.
+            worker.runtime.marking_ready = asyncio.create_task(
+                agent.mark_node_ready(node["metadata"]["name"]))
         return str(response.pod_sandbox_id)
 
     # ---- containers --------------------------------------------------------------------

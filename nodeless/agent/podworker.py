@@ -69,6 +69,8 @@ class PodRuntime:
     sandbox_ip: str = ""
     running: dict[str, bool] = field(default_factory=dict)
     node_ready: bool = False
+    marking_ready: asyncio.Task[None] | None = None
+    """The micro-node's Ready being written (started with the sandbox)."""
 
 
 class PodWorker:
@@ -221,6 +223,10 @@ class PodWorker:
     async def write_status(self, pod: dict[str, Any], snapshot: PodSnapshot,
                            sandbox_id: str | None, *, terminal: bool = False
                            ) -> dict[str, Any]:
+        if (marking := self.runtime.marking_ready) is not None:
+            self.runtime.marking_ready = None
+            await marking
+            self.runtime.node_ready = True
         status = await self.agent.lifecycle.status(self, pod, snapshot, sandbox_id,
                                                    terminal=terminal)
         comparable = {k: v for k, v in status.items() if k != "conditions"}
