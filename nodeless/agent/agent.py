@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ from nodeless.fargate.scheduler.cache import ObjectCache
 log = logging.getLogger(__name__)
 
 RELIST_SECONDS = 1.0
+LEASE_TICK_SECONDS = 1.0
+"""How often the node leases that are due are looked for."""
 KUBELET_VERSION = "v1.37.0-nodeless"
 
 
@@ -339,8 +342,11 @@ class Agent:
 
     async def _node_leases(self) -> None:
         """Each running micro-node's Lease in kube-node-lease, renewed as a kubelet
-        renews its node's: what tells the control plane the node is alive."""
+        renews its node's: what tells the control plane the node is alive. Each node is
+        renewed RENEW_SECONDS after its own last renewal (the first within a second of
+        Ready), so hundreds of nodes make a steady trickle of writes, not a burst."""
         limit = asyncio.Semaphore(16)
+        renewed: dict[str, float] = {}
 
         async def renew(name: str) -> None:
             async with limit:
@@ -350,10 +356,14 @@ class Agent:
                     log.debug("lease of %s not renewed: %s", name, exc)
 
         while True:
-            names = [w.last_pod["spec"].get("nodeName") for w in list(self.workers.values())
-                     if w.runtime.node_ready]
-            await asyncio.gather(*(renew(n) for n in names if n))
-            await asyncio.sleep(host_mod.RENEW_SECONDS)
+            names = {w.last_pod["spec"].get("nodeName") for w in list(self.workers.values())
+                     if w.runtime.node_ready} - {None, ""}
+            now = time.monotonic()
+            due = [n for n in names
+                   if n not in renewed or now - renewed[n] >= host_mod.RENEW_SECONDS]
+            renewed = {n: now if n in due else renewed[n] for n in names}
+            await asyncio.gather(*(renew(n) for n in due))
+            await asyncio.sleep(LEASE_TICK_SECONDS)
 
     def _forget_removed(self, now: HostState) -> None:
         """Kept statuses of containers and sandboxes containerd no longer has."""
