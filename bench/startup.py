@@ -11,7 +11,8 @@ Running, then deleted), then for each N in --counts:
   pod network (an IP record from the top of the private subnets, which the scheduler
   allocates from the bottom).
   Latency is RunPodSandbox sent -> StartContainer answered. Then all removed.
-- end to end: N pods (busybox `sleep 3600`, small requests) created in `default` through
+- end to end: N pods (busybox `sleep 3600`, small requests, imagePullPolicy
+  IfNotPresent unless --pull-policy Always) created in `default` through
   --clients concurrent creators; every pod goes through admission, the fargate-scheduler
   (micro-node, IP, binding) and the agent. Latency is from the moment its create request
   was sent to the moment a watch showed it phase Running with its container running.
@@ -218,11 +219,17 @@ class Up:
 
 # ---- end to end -------------------------------------------------------------------------
 
+PULL_POLICY = "IfNotPresent"
+"""Started from the image cache, as the floor is; --pull-policy Always adds a registry
+round trip per pod (the default of a `:latest` image)."""
+
+
 def _pod(name: str, image: str) -> Pod:
     return Pod.from_dict({  # type: ignore[no-any-return]
         "metadata": {"name": name, "namespace": "default", "labels": dict(LABELS)},
         "spec": {"terminationGracePeriodSeconds": 1,
                  "containers": [{"name": "app", "image": image, "command": ["sleep", "3600"],
+                                 "imagePullPolicy": PULL_POLICY,
                                  "resources": {"requests": {"cpu": "100m",
                                                             "memory": "64Mi"}}}]}})
 
@@ -557,9 +564,14 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
                         help="record flame graphs of the agent and the API server process "
                              "during each end-to-end round (needs py-spy in the venv)")
+    parser.add_argument("--pull-policy", choices=["IfNotPresent", "Always"],
+                        default=PULL_POLICY, help="imagePullPolicy of the pods")
     if os.geteuid() != 0:
         parser.error("the host agent runs containerd: run as root")
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    global PULL_POLICY
+    PULL_POLICY = args.pull_policy
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
