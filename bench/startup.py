@@ -551,6 +551,7 @@ def _summary(rows: list[Row]) -> None:
 
 
 def main() -> None:
+    global PULL_POLICY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=lambda s: [int(x) for x in s.split(",")],
                         default=[50, 200], help="pods per round, comma separated")
@@ -569,7 +570,6 @@ def main() -> None:
     if os.geteuid() != 0:
         parser.error("the host agent runs containerd: run as root")
     args = parser.parse_args()
-    global PULL_POLICY
     PULL_POLICY = args.pull_policy
     asyncio.run(run(args))
 
