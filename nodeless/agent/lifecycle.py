@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SANDBOX_STARTS_IN_FLIGHT = max(4, 2 * (os.cpu_count() or 1))
+"""RunPodSandbox calls at once. Hundreds at once (pods created together) only share
+the CPU: each takes as long as all of them, runs into its CRI deadline and is retried;
+in turns, each pod starts as soon as its turn comes (first come, first served)."""
+
 
 def node_ip(node: dict[str, Any]) -> str | None:
     for address in (node.get("status") or {}).get("addresses") or []:
@@ -56,6 +62,7 @@ def subnet_containing(ip: str, cidrs: list[str]) -> str | None:
 class Lifecycle:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+        self._sandbox_starts = asyncio.Semaphore(SANDBOX_STARTS_IN_FLIGHT)
 
     def _node(self, pod: dict[str, Any]) -> dict[str, Any]:
         node = self.agent.nodes.get((pod.get("spec") or {}).get("nodeName") or "")
@@ -106,8 +113,9 @@ class Lifecycle:
         log.debug("pod %s/%s: RunPodSandbox (attempt %d, %s)", meta["namespace"],
                   meta["name"], attempt, ip)
         try:
-            response = await agent.cri.runtime.RunPodSandbox(
-                api_pb2.RunPodSandboxRequest(config=config))
+            async with self._sandbox_starts:
+                response = await agent.cri.runtime.RunPodSandbox(
+                    api_pb2.RunPodSandboxRequest(config=config))
         except grpc.aio.AioRpcError as exc:
             raise SandboxError("FailedCreatePodSandBox",
                                f"Failed to create pod sandbox: {exc.details()}") from exc
