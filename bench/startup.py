@@ -206,11 +206,15 @@ class Up:
         raise TimeoutError("nodeless up did not start (registry, fp-default) in 180s")
 
     def stop(self, keep: bool) -> None:
+        """SIGTERM, and time for the agent to remove every sandbox: a `nodeless up` killed
+        sooner leaves its pods running (for an agent that would adopt them)."""
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(60)
+            self.proc.wait(600)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            print(f"nodeless up did not stop in 600s: killed; its pods may be left ({self.dir})")
+            keep = True
         if keep:
             print(f"kept {self.dir}")
         else:
