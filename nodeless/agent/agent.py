@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ from nodeless.fargate.scheduler.cache import ObjectCache
 log = logging.getLogger(__name__)
 
 RELIST_SECONDS = 1.0
+LEASE_TICK_SECONDS = 1.0
+"""How often the node leases that are due are looked for."""
 KUBELET_VERSION = "v1.37.0-nodeless"
 
 
@@ -82,6 +85,7 @@ class Agent:
         self.events = EventRecorder(client, options.host)
         self.workers: dict[str, PodWorker] = {}
         self._statuses: dict[str, api_pb2.ContainerStatus] = {}
+        self._sandbox_statuses: dict[str, api_pb2.PodSandboxStatus] = {}
         self.nodes_cache = ObjectCache(client, Node, labels={HOST_LABEL: options.host},
                                        handler=self._on_node, name="micro-nodes")
         self.pods_cache = ObjectCache(client, Pod, namespace="*",
@@ -115,9 +119,15 @@ class Agent:
             timeout=timeout + 5)
         return response.exit_code, bytes(response.stdout) + bytes(response.stderr)
 
-    async def container_status(self, container_id: str) -> api_pb2.ContainerStatus | None:
-        """CRI ContainerStatus; an exited container's is final, so it is kept."""
-        if (known := self._statuses.get(container_id)) is not None:
+    async def container_status(self, container_id: str, listed_state: int | None = None
+                               ) -> api_pb2.ContainerStatus | None:
+        """CRI ContainerStatus, kept: an exited container's is final, and a running one's
+        does not change while it runs, so a kept status whose state is still the one
+        containerd lists (`listed_state`, from ListContainers) is answered without a
+        call. The relist forgets containers containerd no longer has."""
+        known = self._statuses.get(container_id)
+        if known is not None and (known.state == api_pb2.ContainerState.CONTAINER_EXITED
+                                  or known.state == listed_state):
             return known
         try:
             response = await self.cri.runtime.ContainerStatus(
@@ -127,8 +137,21 @@ class Agent:
                 return None
             raise
         status = response.status
-        if status.state == api_pb2.ContainerState.CONTAINER_EXITED:
+        if status.state in (api_pb2.ContainerState.CONTAINER_EXITED,
+                            api_pb2.ContainerState.CONTAINER_RUNNING):
             self._statuses[container_id] = status
+        return status
+
+    async def sandbox_status(self, sandbox_id: str, listed_state: int | None = None
+                             ) -> api_pb2.PodSandboxStatus:
+        """CRI PodSandboxStatus, kept while its state is the one containerd lists (its
+        IPs do not change for the life of the sandbox)."""
+        known = self._sandbox_statuses.get(sandbox_id)
+        if known is not None and known.state == listed_state:
+            return known
+        status = (await self.cri.runtime.PodSandboxStatus(
+            api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id))).status
+        self._sandbox_statuses[sandbox_id] = status
         return status
 
     # ---- API writes --------------------------------------------------------------------
@@ -319,8 +342,11 @@ class Agent:
 
     async def _node_leases(self) -> None:
         """Each running micro-node's Lease in kube-node-lease, renewed as a kubelet
-        renews its node's: what tells the control plane the node is alive."""
+        renews its node's: what tells the control plane the node is alive. Each node is
+        renewed RENEW_SECONDS after its own last renewal (the first within a second of
+        Ready), so hundreds of nodes make a steady trickle of writes, not a burst."""
         limit = asyncio.Semaphore(16)
+        renewed: dict[str, float] = {}
 
         async def renew(name: str) -> None:
             async with limit:
@@ -330,10 +356,20 @@ class Agent:
                     log.debug("lease of %s not renewed: %s", name, exc)
 
         while True:
-            names = [w.last_pod["spec"].get("nodeName") for w in list(self.workers.values())
-                     if w.runtime.node_ready]
-            await asyncio.gather(*(renew(n) for n in names if n))
-            await asyncio.sleep(host_mod.RENEW_SECONDS)
+            names = {w.last_pod["spec"].get("nodeName") for w in list(self.workers.values())
+                     if w.runtime.node_ready} - {None, ""}
+            now = time.monotonic()
+            due = [n for n in names
+                   if n not in renewed or now - renewed[n] >= host_mod.RENEW_SECONDS]
+            renewed = {n: now if n in due else renewed[n] for n in names}
+            await asyncio.gather(*(renew(n) for n in due))
+            await asyncio.sleep(LEASE_TICK_SECONDS)
+
+    def _forget_removed(self, now: HostState) -> None:
+        """Kept statuses of containers and sandboxes containerd no longer has."""
+        for kept, prefix in ((self._statuses, "c/"), (self._sandbox_statuses, "s/")):
+            for gone in [i for i in kept if prefix + i not in now.states]:
+                del kept[gone]
 
     async def _relist(self) -> None:
         before = HostState({})
@@ -344,6 +380,7 @@ class Agent:
                     if (worker := self.workers.get(uid)) is not None:
                         worker.wake()
                 before = now
+                self._forget_removed(now)
             except grpc.aio.AioRpcError as exc:
                 log.warning("relisting containerd failed: %s", exc.details())
             await asyncio.sleep(RELIST_SECONDS)

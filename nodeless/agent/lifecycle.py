@@ -17,6 +17,7 @@ import contextlib
 import ipaddress
 import logging
 import math
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SANDBOX_STARTS_IN_FLIGHT = max(4, 2 * (os.cpu_count() or 1))
+"""RunPodSandbox calls at once. Hundreds at once (pods created together) only share
+the CPU: each takes as long as all of them, runs into its CRI deadline and is retried;
+in turns, each pod starts as soon as its turn comes (first come, first served)."""
+
 
 def node_ip(node: dict[str, Any]) -> str | None:
     for address in (node.get("status") or {}).get("addresses") or []:
@@ -57,6 +63,7 @@ def subnet_containing(ip: str, cidrs: list[str]) -> str | None:
 class Lifecycle:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+        self._sandbox_starts = asyncio.Semaphore(SANDBOX_STARTS_IN_FLIGHT)
 
     def _node(self, pod: dict[str, Any]) -> dict[str, Any]:
         node = self.agent.nodes.get((pod.get("spec") or {}).get("nodeName") or "")
@@ -117,8 +124,9 @@ class Lifecycle:
         log.debug("pod %s/%s: RunPodSandbox (attempt %d, %s)", meta["namespace"],
                   meta["name"], attempt, ip)
         try:
-            response = await self.agent.cri.runtime.RunPodSandbox(
-                api_pb2.RunPodSandboxRequest(config=config))
+            async with self._sandbox_starts:
+                response = await self.agent.cri.runtime.RunPodSandbox(
+                    api_pb2.RunPodSandboxRequest(config=config))
         except grpc.aio.AioRpcError as exc:
             raise SandboxError("FailedCreatePodSandBox",
                                f"Failed to create pod sandbox: {exc.details()}") from exc
@@ -140,9 +148,12 @@ class Lifecycle:
         worker.runtime.waiting.pop("*", None)
         worker.probes.pod_ip = ip
         worker.probes.start()
-        if not worker.runtime.node_ready:  # its Ready condition and this agent's endpoint
-            await self.agent.mark_node_ready(pod["spec"]["nodeName"])
-            worker.runtime.node_ready = True
+        if not worker.runtime.node_ready and worker.runtime.marking_ready is None:
+            # The node's Ready and this agent's endpoint (two API writes) go alongside the
+            # containers' start; the pod's status waits for them (write_status), so the
+            # node is Ready first.
+            worker.runtime.marking_ready = asyncio.create_task(
+                self.agent.mark_node_ready(pod["spec"]["nodeName"]))
 
     # ---- containers --------------------------------------------------------------------
 
@@ -154,7 +165,7 @@ class Lifecycle:
         for c in snapshot.containers:
             if sandbox_id is not None and c.pod_sandbox_id != sandbox_id:
                 continue
-            if (st := await self.agent.container_status(c.id)) is not None:
+            if (st := await self.agent.container_status(c.id, c.state)) is not None:
                 found.append(st)
         return status.by_container(found)
 
@@ -374,9 +385,9 @@ class Lifecycle:
                                   for name, runs in every.items()}
         sandbox_status = None
         if sandbox_id is not None:
+            listed = next((s.state for s in snapshot.sandboxes if s.id == sandbox_id), None)
             with contextlib.suppress(grpc.aio.AioRpcError):
-                sandbox_status = (await self.agent.cri.runtime.PodSandboxStatus(
-                    api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id))).status
+                sandbox_status = await self.agent.sandbox_status(sandbox_id, listed)
         node = self.agent.nodes.get((pod.get("spec") or {}).get("nodeName") or "") or {}
         ip = node_ip(node)
         return status.pod_status(pod, sandbox=sandbox_status, containers=infos,

@@ -67,6 +67,8 @@ class PodRuntime:
     sandbox_ip: str = ""
     running: dict[str, bool] = field(default_factory=dict)
     node_ready: bool = False
+    marking_ready: asyncio.Task[None] | None = None
+    """The micro-node's Ready being written (started with the sandbox)."""
 
 
 class PodWorker:
@@ -90,11 +92,15 @@ class PodWorker:
     # ---- driving -----------------------------------------------------------------------
 
     def update(self, pod: dict[str, Any] | None) -> None:
-        """The API's newest view of the pod; None once it is gone from the API."""
+        """The API's newest view of the pod; None once it is gone from the API. A change
+        of the status alone (mostly our own writes coming back through the watch) does
+        not wake the worker: as in kubelet, only what the pod asks for triggers a sync."""
+        before = self.pod
         self.pod = pod
         if pod is not None:
             self.last_pod = pod
-        self._wake.set()
+        if pod is None or before is None or _spec_view(pod) != _spec_view(before):
+            self._wake.set()
 
     def wake(self, after: float | None = None) -> None:
         if after is None:
@@ -153,7 +159,8 @@ class PodWorker:
             if sandbox_id is None:
                 await self.write_status(pod, snapshot, None)
                 return
-            snapshot = await pod_snapshot(self.agent.cri, self.uid)
+            # No re-read: RunPodSandbox adds no container, so the snapshot's containers
+            # (their attempt numbers) still hold, and none of them is in the new sandbox.
         else:
             sandbox_id = sandbox.id
             if self.runtime.sandbox_config is None:
@@ -227,6 +234,19 @@ class PodWorker:
     async def write_status(self, pod: dict[str, Any], snapshot: PodSnapshot,
                            sandbox_id: str | None, *, terminal: bool = False
                            ) -> dict[str, Any]:
+        runtime = self.runtime
+        if not runtime.node_ready and runtime.marking_ready is None and \
+                runtime.sandbox_config is not None:  # an earlier attempt failed: again
+            runtime.marking_ready = asyncio.create_task(
+                self.agent.mark_node_ready(pod["spec"]["nodeName"]))
+        if (marking := runtime.marking_ready) is not None:
+            runtime.marking_ready = None
+            try:
+                await marking
+                runtime.node_ready = True
+            except Exception as exc:  # containerd or the API hiccuped: the next sync retries
+                log.warning("pod %s: marking its micro-node Ready failed: %s", self.key, exc)
+                self.wake(2.0)
         status = await self.agent.lifecycle.status(self, pod, snapshot, sandbox_id,
                                                    terminal=terminal)
         comparable = {k: v for k, v in status.items() if k != "conditions"}
@@ -270,6 +290,17 @@ class SandboxError(Exception):
         super().__init__(message)
         self.reason = reason
         self.retry_after = retry_after
+
+
+_STATUS_ONLY_FIELDS = ("resourceVersion", "managedFields")
+
+
+def _spec_view(pod: dict[str, Any]) -> tuple[Any, Any]:
+    """What of a pod can ask the worker for something: its spec and metadata (labels,
+    annotations, deletion), not its status or the version a status write gives it."""
+    meta = {k: v for k, v in (pod.get("metadata") or {}).items()
+            if k not in _STATUS_ONLY_FIELDS}
+    return pod.get("spec"), meta
 
 
 def log_dir_name(pod: dict[str, Any]) -> str:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 BACKOFF_START = 10.0
 BACKOFF_MAX = 300.0
 DOCKER_HUB = "docker.io"
+USER_CACHE_LIMIT = 1024
+"""Image IDs whose user is remembered (a host runs far fewer distinct images)."""
 
 
 class ImageError(Exception):
@@ -96,6 +98,7 @@ class ImagePuller:
         self.agent = agent
         self._backoff: dict[str, _Backoff] = {}
         self._pulls: dict[str, asyncio.Future[str]] = {}
+        self._users: dict[str, tuple[int | None, str]] = {}
 
     async def ensure(self, pod: dict[str, Any], container: dict[str, Any],
                      worker: PodWorker) -> str:
@@ -103,7 +106,8 @@ class ImagePuller:
         image = str(container.get("image") or "")
         policy = pull_policy(container)
         path = field_path(pod, container["name"])
-        present = await self._present(image)
+        # Always pulls whatever is present: asking containerd first would be a wasted call.
+        present = None if policy == "Always" else await self._present(image)
         if policy == "Never":
             if present is None:
                 raise ImageError("ErrImageNeverPull",
@@ -137,14 +141,19 @@ class ImagePuller:
         return ref
 
     async def user_of(self, image_ref: str) -> tuple[int | None, str]:
-        """The image's configured user (uid or name), for runAsNonRoot."""
+        """The image's configured user (uid or name), for runAsNonRoot. Kept per image ID
+        (`sha256:...`, what `ensure` returns): an image's config never changes."""
+        if (known := self._users.get(image_ref)) is not None:
+            return known
         response = await self.agent.cri.images.ImageStatus(api_pb2.ImageStatusRequest(
             image=api_pb2.ImageSpec(image=image_ref)))
         if not response.HasField("image"):
             return None, ""
         image = response.image
-        uid = image.uid.value if image.HasField("uid") else None
-        return uid, image.username
+        user = (image.uid.value if image.HasField("uid") else None, image.username)
+        if image_ref.startswith("sha256:") and len(self._users) < USER_CACHE_LIMIT:
+            self._users[image_ref] = user
+        return user
 
     async def _present(self, image: str) -> str | None:
         response = await self.agent.cri.images.ImageStatus(api_pb2.ImageStatusRequest(
