@@ -13,7 +13,7 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 
 from nodeless.controllers.informer import SharedInformers
-from nodeless.controllers.workqueue import WorkQueue
+from nodeless.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Controller:
     def __init__(self, client: AsyncClient, informers: SharedInformers) -> None:
         self.client = client
         self.informers = informers
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(base_delay=0.005, max_delay=60.0)
         self.log = logging.getLogger(f"nodeless.controllers.{self.name}")
 
     def enqueue(self, key: str | None) -> None:

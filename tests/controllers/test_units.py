@@ -15,7 +15,7 @@ from nodeless.controllers.deployment import (
 from nodeless.controllers.endpoints import resolve_port
 from nodeless.controllers.objects import deletion_rank
 from nodeless.controllers.selectors import label_selector_matches, tolerates
-from nodeless.controllers.workqueue import WorkQueue
+from nodeless.workqueue import WorkQueue
 
 
 async def test_workqueue_hands_a_key_to_one_worker_and_again_after_done() -> None:

@@ -18,11 +18,12 @@ from lightkube.resources.core_v1 import Event, Namespace, Pod
 from lightkube.types import PatchType
 
 from nodeless.fargate.names import PROFILE_ANNOTATION, PROFILE_FINALIZER
-from nodeless.fargate.profiles.controller import ProfileController, WorkQueue
+from nodeless.fargate.profiles.controller import ProfileController
 from nodeless.fargate.resources import FargateProfile, Subnet
 from nodeless.fargate.settings import FargateSettings
 from nodeless.fargate.vpc import VPC, SubnetSpec, default_vpc, subnet_object
 from nodeless.kube import async_client
+from nodeless.workqueue import WorkQueue
 from tests.fixtures.apiserver import RunningAPIServer
 from tests.fixtures.fargate import fargate_apiserver
 

@@ -42,12 +42,12 @@ from lightkube.resources.core_v1 import Node, Pod
 from nodeless.aiotasks import cancel_all, until_one_ends
 from nodeless.fargate import ipam, sizing
 from nodeless.fargate.names import HOST_LABEL, SCHEDULER_NAME
-from nodeless.fargate.profiles.controller import WorkQueue
 from nodeless.fargate.resources import FargateProfile, Subnet
 from nodeless.fargate.scheduler import hosts as hosts_mod
 from nodeless.fargate.scheduler import steps
 from nodeless.fargate.scheduler.cache import ObjectCache, plain
 from nodeless.fargate.scheduler.framework import Retry, SchedulingFailure
+from nodeless.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
