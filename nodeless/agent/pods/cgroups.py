@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from nodeless.agent.pods.resources import CPU_PERIOD, cpu_quota, cpu_shares
+from nodeless.agent.runtime.cgroups import remove_cgroup
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 PARENT = "nodeless"
@@ -124,24 +125,10 @@ class PodCgroup:
     def remove(self, timeout: float = 5.0, *, root: str = CGROUP_ROOT) -> None:
         """Remove the pod's cgroup from every hierarchy (runc creates it in all of them,
         blkio, devices, freezer, the named systemd one...), children first; retried while
-        the kernel still counts exiting tasks."""
-        deadline = time.monotonic() + timeout
-        rel = self.cgroup_parent.lstrip("/")
-        for path in dict.fromkeys([*self.paths, *(os.path.join(h, rel)
-                                                   for h in _hierarchies(root))]):
-            if not os.path.isdir(path):
-                continue
-            for dirpath, _, _ in sorted(os.walk(path), key=lambda w: len(w[0]), reverse=True):
-                while True:
-                    try:
-                        os.rmdir(dirpath)
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError as e:
-                        if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.05)
+        the kernel still counts exiting tasks. OSError if some stay busy."""
+        busy = remove_cgroup(self.cgroup_parent, Path(root), wait=timeout)
+        if busy:
+            raise OSError(errno.EBUSY, f"cgroups still in use: {', '.join(busy)}")
 
     @classmethod
     def existing(cls, pod_uid: str, root: str = CGROUP_ROOT) -> PodCgroup:
@@ -171,18 +158,6 @@ def _set_v1_memory(path: str, memory_bytes: int) -> None:
     else:
         _write(limit, str(memory_bytes))
         _write(memsw, str(memory_bytes))
-
-
-def _hierarchies(root: str) -> list[str]:
-    """Every cgroup hierarchy mounted under root (root itself on a unified host)."""
-    if is_unified(root):
-        return [root]
-    try:
-        names = sorted(os.listdir(root))
-    except OSError:
-        return []
-    return [os.path.join(root, n) for n in names
-            if not os.path.islink(os.path.join(root, n)) and os.path.ismount(os.path.join(root, n))]
 
 
 def _enable_v2_controllers(root: str, parent: str) -> None:

@@ -9,8 +9,10 @@ Works on cgroup v1 (one hierarchy per controller, as on this host) and v2 (unifi
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -26,26 +28,35 @@ def hierarchies(root: Path = CGROUP_ROOT) -> list[Path]:
             if p.is_dir() and not p.is_symlink() and (p / "cgroup.procs").exists()]
 
 
-def remove_cgroup(parent: str, root: Path = CGROUP_ROOT) -> list[str]:
+def remove_cgroup(parent: str, root: Path = CGROUP_ROOT, *, wait: float = 0.0
+                  ) -> list[str]:
     """Remove `parent` (an absolute cgroup path such as "/nodeless/pod-uid") and its empty
-    descendants in every hierarchy, deepest first. Idempotent. Returns the paths that
-    could not be removed (still holding processes), each also logged."""
+    descendants in every hierarchy, deepest first. Idempotent. A directory the kernel
+    still counts exiting tasks in (EBUSY) is tried again for up to `wait` seconds.
+    Returns the paths that could not be removed (still holding processes), each also
+    logged."""
     relative = parent.strip("/")
     if not relative:
         raise ValueError("refusing to remove the root cgroup")
+    deadline = time.monotonic() + wait
     busy = []
     for hierarchy in hierarchies(root):
         top = hierarchy / relative
         if not top.is_dir():
             continue
         for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
-            try:
-                os.rmdir(dirpath)
-            except FileNotFoundError:
-                continue
-            except OSError as error:
-                busy.append(dirpath)
-                log.warning("cgroup %s not removed: %s", dirpath, error.strerror)
+            while True:
+                try:
+                    os.rmdir(dirpath)
+                except FileNotFoundError:
+                    pass
+                except OSError as error:
+                    if error.errno == errno.EBUSY and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    busy.append(dirpath)
+                    log.warning("cgroup %s not removed: %s", dirpath, error.strerror)
+                break
     return busy
 
 
