@@ -20,12 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,13 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lightkube import AsyncClient  # noqa: E402
-from lightkube.core.exceptions import ApiError  # noqa: E402
 from lightkube.resources.core_v1 import Pod  # noqa: E402
 
-from nodeless.fargate.resources import FargateProfile  # noqa: E402
+from bench.common import Up, percentile  # noqa: E402
 from nodeless.kube import async_client  # noqa: E402
 from tests.fargate.hosts_helper import register_test_host, renew_test_host  # noqa: E402
-from tests.fixtures.apiserver import free_port  # noqa: E402
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -81,53 +75,6 @@ class CPUMeter:
                           for name in self.pids) + " ms/pod"
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-class Up:
-    """`nodeless up` in the foreground, on free ports, in a temp dir."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="bench-scheduler-"))
-        self.port = free_port()
-        self.log = self.dir / "up.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nodeless.cli.main", "up", "--data-dir", str(self.dir),
-                 "--port", str(self.port), "--eks-port", "0", "--no-agent"],
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
-
-    async def client(self) -> AsyncClient:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.log.read_text()[-3000:])
-            if (self.dir / "kubeconfig").exists():
-                client = async_client(self.dir / "kubeconfig")
-                try:
-                    profile = await client.get(FargateProfile, "fp-default")
-                    if (profile.get("status") or {}).get("status") == "ACTIVE":
-                        return client
-                except (ApiError, OSError, Exception):  # starting up: try again
-                    pass
-                await client.close()
-            await asyncio.sleep(0.3)
-        raise TimeoutError("nodeless up did not make fp-default ACTIVE in 90s")
-
-    def stop(self, keep: bool) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        if keep:
-            print(f"kept {self.dir}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def _pod(name: str) -> Pod:
     return Pod.from_dict({  # type: ignore[no-any-return]
         "metadata": {"name": name, "namespace": "default", "labels": {"bench": "scheduler"}},
@@ -136,7 +83,7 @@ def _pod(name: str) -> Pod:
 
 
 async def run(args: argparse.Namespace) -> None:
-    up = Up()
+    up = Up("bench-scheduler-", ["--no-agent"])
     try:
         client = await up.client()
         if not args.backlog:
@@ -218,7 +165,7 @@ async def run(args: argparse.Namespace) -> None:
               f"({last - started:.2f}s end to end)")
         if latencies:
             print(f"latency:         p50 {statistics.median(latencies) * 1000:7.0f} ms   "
-                  f"p99 {_percentile(latencies, 0.99) * 1000:7.0f} ms   "
+                  f"p99 {percentile(latencies, 0.99) * 1000:7.0f} ms   "
                   f"max {max(latencies) * 1000:7.0f} ms")
         print(f"cpu:             {cpu}")
         await client.close()

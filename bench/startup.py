@@ -32,14 +32,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import json
 import os
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -53,23 +51,17 @@ from lightkube import AsyncClient  # noqa: E402
 from lightkube.core.exceptions import ApiError  # noqa: E402
 from lightkube.resources.core_v1 import Node, Pod  # noqa: E402
 
+from bench.common import Up, percentile  # noqa: E402
 from nodeless.agent.network.podnetwork import PodNetwork  # noqa: E402
 from nodeless.agent.runtime.cri import CRIClient  # noqa: E402
 from nodeless.agent.wiring import instance_id  # noqa: E402
-from nodeless.fargate.resources import FargateProfile  # noqa: E402
 from nodeless.kube import async_client  # noqa: E402
-from tests.fixtures.apiserver import free_port  # noqa: E402
 
 LABELS = {"bench": "startup"}
 PRIVATE_SUBNETS = ("10.0.0.0/19", "10.0.32.0/19")
 """The private subnets of the vpc.yaml `nodeless up` writes on first start."""
 FLOOR_NAMESPACE = "bench-floor"
 MiB = 1024 * 1024
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass
@@ -83,7 +75,7 @@ class Latencies:
 
     @property
     def p99(self) -> float:
-        return _percentile(self.values, 0.99) if self.values else float("nan")
+        return percentile(self.values, 0.99) if self.values else float("nan")
 
     @property
     def rate(self) -> float:
@@ -169,57 +161,6 @@ def find_processes(up_pid: int, socket: str) -> Processes:
 
 
 # ---- nodeless up ------------------------------------------------------------------------
-
-class Up:
-    """`nodeless up` in the foreground, on free ports, in a temp dir."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-        self.port = free_port()
-        self.log = self.dir / "up.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nodeless.cli.main", "up", "--data-dir", str(self.dir),
-                 "--port", str(self.port), "--eks-port", "0", "--registry-port", "0"],
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
-
-    @property
-    def endpoints(self) -> dict[str, str]:
-        path = self.dir / "endpoints.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    async def client(self) -> AsyncClient:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.log.read_text()[-3000:])
-            if (self.dir / "kubeconfig").exists() and self.endpoints.get("containerd"):
-                client = async_client(self.dir / "kubeconfig")
-                try:
-                    profile = await client.get(FargateProfile, "fp-default")
-                    if (profile.get("status") or {}).get("status") == "ACTIVE":
-                        return client
-                except (ApiError, OSError, Exception):  # starting up: try again
-                    pass
-                await client.close()
-            await asyncio.sleep(0.3)
-        raise TimeoutError("nodeless up did not start (registry, fp-default) in 180s")
-
-    def stop(self, keep: bool) -> None:
-        """SIGTERM, and time for the agent to remove every sandbox: a `nodeless up` killed
-        sooner leaves its pods running (for an agent that would adopt them)."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(600)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            print(f"nodeless up did not stop in 600s: killed; its pods may be left ({self.dir})")
-            keep = True
-        if keep:
-            print(f"kept {self.dir}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
 
 # ---- end to end -------------------------------------------------------------------------
 
@@ -488,7 +429,8 @@ def _per_pod(before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int
 
 
 async def run(args: argparse.Namespace) -> None:
-    up = Up()
+    up = Up("bench-startup-", ["--registry-port", "0"], start_timeout=180,
+              stop_timeout=600, wait_for_containerd=True)
     rows: list[Row] = []
     try:
         client = await up.client()
