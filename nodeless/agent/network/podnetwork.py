@@ -27,6 +27,7 @@ import nodeless
 from nodeless.agent.network import assignments
 from nodeless.agent.network.assignments import Assignment, short_hash
 from nodeless.agent.network.firewall import Firewall
+from nodeless.fargate.ipam import reserved_addresses
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,7 @@ class PodNetwork:
                              f"(got {ip} in {subnet_cidr})")
         if address not in subnet:
             raise ValueError(f"pod {namespace}/{name}: IP {ip} is not in subnet {subnet}")
-        # AWS keeps the network address, .1-.3 and the broadcast address of each subnet.
-        reserved = {subnet.network_address + i for i in range(4)} | {subnet.broadcast_address}
-        if address in reserved:
+        if str(address) in reserved_addresses(str(subnet)):
             raise ValueError(f"pod {namespace}/{name}: IP {ip} is reserved in subnet {subnet} "
                              "(network address, .1-.3 or broadcast)")
         record = Assignment(namespace=namespace, name=name, ip=str(address),
