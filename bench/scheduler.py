@@ -21,8 +21,10 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from lightkube import AsyncClient  # noqa: E402
 from lightkube.resources.core_v1 import Pod  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from bench.common import Up, percentile  # noqa: E402
+from nodeless import aiotasks  # noqa: E402
 from nodeless.kube import async_client  # noqa: E402
 from tests.fargate.hosts_helper import register_test_host, renew_test_host  # noqa: E402
 
@@ -63,6 +67,7 @@ class CPUMeter:
     def __init__(self, up_pid: int) -> None:
         self.pids = {"nodeless up": up_pid,
                      "fargate-scheduler": _child(up_pid, "nodeless.fargate.scheduler"),
+                     "controllers": _child(up_pid, "nodeless.controllers"),
                      "bench client": os.getpid()}
         self.start = self._now()
 
@@ -73,6 +78,28 @@ class CPUMeter:
         end = self._now()
         return "   ".join(f"{name} {(end[name] - self.start[name]) * 1000 / max(pods, 1):.1f}"
                           for name in self.pids) + " ms/pod"
+
+
+def _request_counts(up: Up) -> Counter[str]:
+    """The API server's request counter (apiserver_request_total) by verb and resource."""
+    text = subprocess.run(["kubectl", "--kubeconfig", str(up.dir / "kubeconfig"), "get",
+                           "--raw", "/metrics"], capture_output=True, text=True,
+                          check=True).stdout
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        if family.name != "apiserver_request":
+            continue
+        for sample in family.samples:
+            if sample.name == "apiserver_request_total":
+                counts[f"{sample.labels['verb']} {sample.labels['resource']}"] += \
+                    int(sample.value)
+    return counts
+
+
+def _requests_per_pod(up: Up, before: Counter[str], pods: int) -> str:
+    """What the API server served per pod over the span, busiest first: the cost model."""
+    served = _request_counts(up) - before
+    return "  ".join(f"{what} {n / max(pods, 1):.2f}" for what, n in served.most_common(12))
 
 
 def _pod(name: str) -> Pod:
@@ -131,6 +158,7 @@ async def run(args: argparse.Namespace) -> None:
                 await c.create(_pod(name))
 
         meter = CPUMeter(up.proc.pid)
+        before_requests = _request_counts(up)
         started = time.perf_counter()
         await asyncio.gather(*(creator(c) for c in creators))
         created = time.perf_counter()
@@ -142,6 +170,7 @@ async def run(args: argparse.Namespace) -> None:
             print(f"backlog:         {args.count} pods created in {created - started:.2f}s; "
                   "registering the host")
             meter = CPUMeter(up.proc.pid)
+            before_requests = _request_counts(up)
             started = time.perf_counter()
             sent = dict.fromkeys(sent, started)
             await register_test_host(client, "bench-host", cpu="1000", memory="4000Gi",
@@ -168,6 +197,7 @@ async def run(args: argparse.Namespace) -> None:
                   f"p99 {percentile(latencies, 0.99) * 1000:7.0f} ms   "
                   f"max {max(latencies) * 1000:7.0f} ms")
         print(f"cpu:             {cpu}")
+        print(f"requests/pod:    {_requests_per_pod(up, before_requests, len(bound))}")
         await client.close()
     finally:
         up.stop(args.keep)
@@ -182,7 +212,7 @@ def main() -> None:
     parser.add_argument("--backlog", action="store_true",
                         help="create every pod first, then register the host: measures "
                              "scheduling alone (latency from the host joining)")
-    asyncio.run(run(parser.parse_args()))
+    aiotasks.run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

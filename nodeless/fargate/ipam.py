@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -192,7 +194,7 @@ class Informer:
             self._on_event(event, obj, old)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Net:
     """A subnet as integers, for scanning without building address objects."""
 
@@ -202,14 +204,18 @@ class _Net:
     version: int
 
     @classmethod
+    @functools.lru_cache(maxsize=1024)
     def of(cls, info: SubnetInfo) -> _Net:
+        """Parsed once per subnet, not once per pod."""
         net = ipaddress.ip_network(info.cidr, strict=False)
         return cls(info, int(net.network_address), max(0, net.num_addresses - 5), net.version)
 
     def address(self, index: int) -> str:
         """The `index`-th usable address (0 = the fifth of the subnet)."""
-        return str(ipaddress.ip_address(self.base + 4 + index) if self.version == 4
-                   else ipaddress.IPv6Address(self.base + 4 + index))
+        value = self.base + 4 + index
+        if self.version == 4:  # formatted directly: this runs for every candidate
+            return socket.inet_ntoa(value.to_bytes(4, "big"))
+        return str(ipaddress.IPv6Address(value))
 
 
 class IPAllocator:

@@ -250,11 +250,6 @@ class _Op:
     future: asyncio.Future[None]
 
 
-def _size_in(node: str, batch: list[_Op]) -> tuple[int, int]:
-    """The size an earlier op of this batch reserved for `node`."""
-    return next(op.size for op in batch if op.node == node and op.size is not None)
-
-
 @dataclass(frozen=True)
 class _Held:
     """A reservation this pool added to a host's totals, and the host's `recounts` then:
@@ -293,6 +288,9 @@ class HostPool:
         self._queues: dict[str, list[_Op]] = {}
         self._held: dict[str, dict[str, _Held]] = {}
         """Host -> node -> what this pool added to that host's totals for the node."""
+        self._recounts_seen: dict[str, int] = {}
+        """Host -> the highest `status.recounts` seen, so `_held` is filtered only when a
+        recount happened (not on every write: it holds one entry per micro-node)."""
         self._writers: dict[str, asyncio.Task[None]] = {}
         self.conflicts = 0
         """Writes refused with 409 because another writer got there first (metrics)."""
@@ -339,9 +337,11 @@ class HostPool:
             return False
         self._objects[name] = obj
         held = self._held.get(name)
-        if held:  # what a recount took out can no longer be given back by this pool
-            recounts = int((obj.get("status") or {}).get("recounts") or 0)
+        recounts = int((obj.get("status") or {}).get("recounts") or 0)
+        if held and recounts > self._recounts_seen.get(name, 0):
+            # What a recount took out can no longer be given back by this pool.
             self._held[name] = {n: h for n, h in held.items() if h.recounts >= recounts}
+        self._recounts_seen[name] = recounts
         return True
 
     def _host_event(self, event: str, obj: dict[str, Any], _old: dict[str, Any] | None
@@ -503,32 +503,38 @@ class HostPool:
                     _settle([op], None if op.size is None else gone)
                 return
             current = self._host(host, obj, True)
-            # None: added by this batch (held with the recounts of what it writes).
-            held: dict[str, _Held | None] = dict(self._held.get(host, {}))
+            # What this batch changes in `_held`, applied once it is written (a conflict
+            # retries the batch against the unchanged `_held`): nodes it added (held
+            # with the recounts of what it writes) and nodes it gave back.
+            held = self._held.get(host, {})
+            added: dict[str, tuple[int, int]] = {}
+            removed: set[str] = set()
             used_cpu, used_mem = current.used_cpu_millis, current.used_memory_bytes
             used_pods = current.used_pods
             outcomes: list[Exception | None] = []
             changed = False
             for op in batch:
                 if op.size is None:
-                    if op.node in held:
-                        mine = held.pop(op.node)
-                        size = (_size_in(op.node, batch) if mine is None
-                                else (mine.cpu_millis, mine.memory_bytes))
+                    if op.node in added or (op.node in held and op.node not in removed):
+                        mine = held.get(op.node) if op.node not in added else None
+                        size = added.pop(op.node) if mine is None else \
+                            (mine.cpu_millis, mine.memory_bytes)
+                        if op.node in held:
+                            removed.add(op.node)
                         if mine is None or mine.recounts == current.recounts:
                             used_cpu, used_mem = used_cpu - size[0], used_mem - size[1]
                             used_pods -= 1
                             changed = True
                         # else: a recount since took it out (or counts its allocation)
                     outcomes.append(None)
-                elif op.node in held:
+                elif op.node in added or (op.node in held and op.node not in removed):
                     outcomes.append(None)
                 else:
                     cpu, mem = op.size
                     if (used_pods + 1 <= current.offered_pods
                             and used_cpu + cpu <= current.offered_cpu_millis
                             and used_mem + mem <= current.offered_memory_bytes):
-                        held[op.node] = None
+                        added[op.node] = op.size
                         used_cpu, used_mem, used_pods = used_cpu + cpu, used_mem + mem, \
                             used_pods + 1
                         changed = True
@@ -564,10 +570,11 @@ class HostPool:
                         resource_version=str(written["metadata"].get("resourceVersion"))))
                 if any(op.size is None for op in batch):
                     self._notify()  # a release in this pool frees capacity now
-            sizes = {op.node: op.size for op in batch if op.size is not None}
-            self._held[host] = {
-                node: mine if mine is not None else _Held(*sizes[node], current.recounts)
-                for node, mine in held.items()}
+            kept = self._held.setdefault(host, {})
+            for node in removed:
+                kept.pop(node, None)
+            for node, size in added.items():
+                kept[node] = _Held(*size, current.recounts)
             for op, outcome in zip(batch, outcomes, strict=True):
                 _settle([op], outcome)
             return
