@@ -129,7 +129,7 @@ def fargate_host_crd() -> dict[str, Any]:
     spec: what it offers (capacity x overcommit) and where (zones); status.allocated:
     the totals the scheduler has given out, written with compare-and-swap on
     resourceVersion, so two schedulers can never oversubscribe it (the per-micro-node
-    record is the PodIPAllocation, which names host and size)."""
+    record is its Node, which names host and size)."""
     return _crd("FargateHost", "fargatehosts", ["fh"], {
         "type": "object",
         "required": ["spec"],
@@ -156,9 +156,9 @@ def fargate_host_crd() -> dict[str, Any]:
                     "allocated": {"type": "object", "properties": {
                         "cpu": _STRING, "memory": _STRING, "pods": {"type": "integer"}},
                         "description": "What the micro-nodes placed here hold, in all (an "
-                                       "upper bound: recounted from the PodIPAllocations)."},
+                                       "upper bound: recounted from the micro-nodes)."},
                     "recounts": {"type": "integer", "description": (
-                        "How often `allocated` was recounted from the allocations.")},
+                        "How often `allocated` was recounted from the micro-nodes.")},
                     "reservations": {"type": "object", "additionalProperties": {
                         "type": "object", "properties": {
                             "cpu": _STRING, "memory": _STRING,
@@ -176,34 +176,5 @@ def fargate_host_crd() -> dict[str, Any]:
     ])
 
 
-def pod_ip_allocation_crd() -> dict[str, Any]:
-    """One allocated pod IP, named after the address (`10-0-1-23`): creating it is the
-    allocation, so two schedulers can never hand out one address twice. It also names the
-    host and the size the micro-node holds there: the record a host's totals are
-    recounted from."""
-    return _crd("PodIPAllocation", "podipallocations", ["ipalloc"], {
-        "type": "object",
-        "required": ["spec"],
-        "properties": {"spec": {
-            "type": "object",
-            "required": ["ip", "subnet"],
-            "properties": {
-                "ip": _STRING, "subnet": _STRING, "zone": _STRING,
-                "node": _STRING, "host": _STRING,
-                "cpu": {**_STRING, "description": "What the micro-node holds on its host."},
-                "memory": {**_STRING, "description": "Bytes, likewise."},
-                "pod": {"type": "object", "properties": {
-                    "namespace": _STRING, "name": _STRING, "uid": _STRING}},
-            },
-        }, "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-    }, [
-        {"name": "IP", "type": "string", "jsonPath": ".spec.ip"},
-        {"name": "Subnet", "type": "string", "jsonPath": ".spec.subnet"},
-        {"name": "Pod", "type": "string", "jsonPath": ".spec.pod.name"},
-        {"name": "Node", "type": "string", "jsonPath": ".spec.node", "priority": 1},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    ])
-
-
 def all_crds() -> list[dict[str, Any]]:
-    return [fargate_profile_crd(), subnet_crd(), fargate_host_crd(), pod_ip_allocation_crd()]
+    return [fargate_profile_crd(), subnet_crd(), fargate_host_crd()]

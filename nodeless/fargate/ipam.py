@@ -1,24 +1,26 @@
 """Pod IP allocation from a profile's private subnets (FARGATE.md, "The micro-node").
 
-Every allocated address is one `PodIPAllocation` object named after it (`10-0-1-23`).
-Creating that object *is* the allocation: the API server refuses a second object with
-the same name (409 AlreadyExists), so two schedulers, or one scheduler before and after
-a restart, can never hand out one address twice, and no address is lost when a
-scheduler dies, because the allocation lives in the API, not in its memory. The object
-also names the host and the size of the pod's micro-node: it is the per-micro-node record
-a host's capacity totals are recounted from (scheduler/hosts.py).
+An address is taken by creating the micro-node that carries it: the Node is named after
+the address (`fargate-ip-10-0-1-23.<region>.compute.internal`), so the API server refuses
+a second one with the same name (409 AlreadyExists) and two schedulers, or one scheduler
+before and after a restart, can never hand out one address twice; no address is lost
+when a scheduler dies, because the claim lives in the API, not in its memory. The Node is
+the one record of a micro-node: it names the address (InternalIP), the subnet and zone
+(labels), the pod (its uid label), the host (label) and the size (capacity), and a
+host's capacity totals are recounted from the Nodes naming it (scheduler/hosts.py).
+Deleting the Node gives the address back.
 
-Choosing a candidate makes no API call: `IPAllocator` keeps every allocation in memory
+Choosing a candidate makes no API call: `IPAllocator` keeps every micro-node in memory
 from a list + watch (an informer), so the only request per pod is the create that
 claims the address. A candidate is found as kube's own allocators find one: start at a
 random offset in the subnet and scan forward, which is O(1) on average while the subnet
 is not nearly full, and makes two schedulers unlikely to race for the same address;
 when they do, the loser gets 409, marks the address taken and tries the next one.
 
-Zone spread: the zone with the fewest allocations (among the zones the caller allows,
+Zone spread: the zone with the fewest micro-nodes (among the zones the caller allows,
 else all the subnets' zones) is tried first, ties broken by name, so pods of a profile
 spread across its zones as EKS spreads them; within a zone, the subnet with the fewest
-allocations first. AWS reserves five addresses in every subnet (the network address,
+micro-nodes first. AWS reserves five addresses in every subnet (the network address,
 the VPC router, DNS, one for future use, and the last one); they are never handed out.
 """
 
@@ -39,9 +41,16 @@ from typing import Any
 
 import httpx2 as httpx  # the HTTP library lightkube uses: its errors are what it raises
 from lightkube import ApiError, AsyncClient
+from lightkube.operators import exists
+from lightkube.resources.core_v1 import Node
 
-from nodeless.fargate.names import HOST_LABEL, POD_UID_LABEL
-from nodeless.fargate.resources import PodIPAllocation
+from nodeless.fargate.names import (
+    COMPUTE_TYPE_LABEL,
+    HOST_LABEL,
+    POD_UID_LABEL,
+    SUBNET_LABEL,
+    ZONE_LABEL,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,8 @@ RETRY_MAX = 10.0
 RESYNC = 300
 """Seconds a watch lasts before a fresh list: a silently dead connection cannot leave
 the picture stale for longer than this."""
+MICRO_NODE_LABELS = {COMPUTE_TYPE_LABEL: "fargate", HOST_LABEL: exists()}
+"""Selects the micro-nodes this scheduler makes (EKS's own label, and the host's)."""
 CONFLICT_MEMORY = 30.0
 """Seconds an address another scheduler won (409) counts as taken before our own watch
 shows its object: long enough for any watch to catch up, short enough that an address
@@ -73,7 +84,7 @@ class SubnetInfo:
 
 @dataclass(frozen=True)
 class Allocation:
-    """One claimed address; `name` is its PodIPAllocation object's name."""
+    """One claimed address; `name` is the micro-node (Node) that holds it."""
 
     ip: str
     subnet: str
@@ -81,9 +92,22 @@ class Allocation:
     name: str
 
     @classmethod
-    def from_object(cls, obj: dict[str, Any]) -> Allocation:
-        spec = obj["spec"]
-        return cls(spec["ip"], spec["subnet"], spec.get("zone") or "", obj["metadata"]["name"])
+    def from_node(cls, node: dict[str, Any]) -> Allocation | None:
+        """From a micro-node; None when it carries no address (not one of ours)."""
+        ip = internal_ip(node)
+        if ip is None:
+            return None
+        labels = node["metadata"].get("labels") or {}
+        return cls(ip, labels.get(SUBNET_LABEL, ""), labels.get(ZONE_LABEL, ""),
+                   node["metadata"]["name"])
+
+
+def internal_ip(node: dict[str, Any]) -> str | None:
+    """A Node's InternalIP (a micro-node's is its pod's IP)."""
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == "InternalIP" and address.get("address"):
+            return str(address["address"])
+    return None
 
 
 class AddressesExhausted(Exception):
@@ -109,11 +133,6 @@ def usable_count(cidr: str) -> int:
     return max(0, ipaddress.ip_network(cidr, strict=False).num_addresses - 5)
 
 
-def allocation_name(ip: str) -> str:
-    """The object name of an address: `10.0.1.23` -> `10-0-1-23` (also the node's)."""
-    return ip.replace(".", "-").replace(":", "-")
-
-
 def _plain(obj: Any) -> dict[str, Any]:
     """lightkube generic objects are dicts already; typed models convert."""
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
@@ -129,12 +148,14 @@ class Informer:
     everything, so a missed event cannot stick."""
 
     def __init__(self, client: AsyncClient, resource: Any, *, namespace: str | None = None,
+                 labels: dict[str, Any] | None = None,
                  on_event: Callable[[str, dict[str, Any], dict[str, Any] | None], None]
                  | None = None,
                  on_relist: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> None:
         self._client = client
         self._resource = resource
         self._namespace = namespace
+        self._labels = labels
         self._on_event = on_event
         self._on_relist = on_relist
         self.objects: dict[str, dict[str, Any]] = {}
@@ -146,6 +167,8 @@ class Informer:
         loop = asyncio.get_running_loop()
         kind = self._resource.__name__
         scope: dict[str, Any] = {"namespace": self._namespace} if self._namespace else {}
+        if self._labels:
+            scope["labels"] = self._labels
         while True:
             started = loop.time()
             try:
@@ -218,17 +241,24 @@ class _Net:
         return str(ipaddress.IPv6Address(value))
 
 
+NodeFactory = Callable[[str, SubnetInfo], dict[str, Any]]
+"""Builds the micro-node that claims an address: (ip, subnet) -> Node object."""
+
+
 class IPAllocator:
     """Allocates pod IPs; safe with any number of instances on any number of clients."""
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
-        self._informer = Informer(client, PodIPAllocation, on_event=self._on_event,
-                                  on_relist=self._on_relist)
+        self._informer = Informer(client, Node, labels=MICRO_NODE_LABELS,
+                                  on_event=self._on_event, on_relist=self._on_relist)
         self._task: asyncio.Task[None] | None = None
         self._objects: dict[str, dict[str, Any]] = {}
-        """name -> object: the watch's picture plus what this allocator just created."""
+        """Node name -> micro-node: the watch's picture plus what this allocator made."""
+        self._by_ip: dict[str, str] = {}
+        """Address -> the node holding it."""
         self._by_pod: dict[str, str] = {}
+        """Pod uid -> the node holding its address."""
         self._zone_counts: Counter[str] = Counter()
         self._subnet_counts: Counter[str] = Counter()
         self._pending: dict[str, SubnetInfo] = {}
@@ -242,7 +272,7 @@ class IPAllocator:
 
     async def start(self) -> None:
         """Start watching and wait for the first list, so `allocate` sees every
-        allocation that exists (a restarted scheduler reuses, never duplicates)."""
+        micro-node that exists (a restarted scheduler reuses, never duplicates)."""
         if self._task is None:
             self._task = asyncio.create_task(self._informer.run(), name="ipam-informer")
         synced = asyncio.ensure_future(self._informer.synced.wait())
@@ -252,41 +282,53 @@ class IPAllocator:
             self._task.result()  # raises what ended the watch
 
     async def stop(self) -> None:
-        """Stop watching (the allocations stay in the API)."""
+        """Stop watching (the micro-nodes stay in the API)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
 
-    def allocations(self) -> dict[str, dict[str, Any]]:
-        """name -> PodIPAllocation object, as this allocator knows them."""
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        """Node name -> micro-node holding an address, as this allocator knows them."""
         return dict(self._objects)
 
     def allocation_for_pod(self, uid: str) -> Allocation | None:
         """The address held by the pod with this uid, if any (no API call)."""
         name = self._by_pod.get(uid)
-        return Allocation.from_object(self._objects[name]) if name else None
+        return Allocation.from_node(self._objects[name]) if name else None
+
+    def node_for_pod(self, uid: str) -> dict[str, Any] | None:
+        """The micro-node an earlier run made for the pod with this uid, if any."""
+        name = self._by_pod.get(uid)
+        return self._objects[name] if name else None
 
     def _put(self, obj: dict[str, Any]) -> None:
+        allocation = Allocation.from_node(obj)
+        if allocation is None:
+            return
         name = obj["metadata"]["name"]
         old = self._objects.get(name)
         if old is not None:
             self._forget(name, old)
         self._objects[name] = obj
-        spec = obj.get("spec") or {}
-        self._zone_counts[spec.get("zone") or ""] += 1
-        self._subnet_counts[spec.get("subnet") or ""] += 1
-        uid = (spec.get("pod") or {}).get("uid")
+        self._by_ip[allocation.ip] = name
+        self._zone_counts[allocation.zone] += 1
+        self._subnet_counts[allocation.subnet] += 1
+        uid = (obj["metadata"].get("labels") or {}).get(POD_UID_LABEL)
         if uid:
             self._by_pod[uid] = name
-        self._lost.pop(name, None)
+        self._lost.pop(allocation.ip, None)
 
     def _forget(self, name: str, old: dict[str, Any]) -> None:
-        spec = old.get("spec") or {}
-        self._zone_counts[spec.get("zone") or ""] -= 1
-        self._subnet_counts[spec.get("subnet") or ""] -= 1
-        uid = (spec.get("pod") or {}).get("uid")
+        allocation = Allocation.from_node(old)
+        if allocation is None:
+            return
+        if self._by_ip.get(allocation.ip) == name:
+            del self._by_ip[allocation.ip]
+        self._zone_counts[allocation.zone] -= 1
+        self._subnet_counts[allocation.subnet] -= 1
+        uid = (old["metadata"].get("labels") or {}).get(POD_UID_LABEL)
         if uid and self._by_pod.get(uid) == name:
             del self._by_pod[uid]
 
@@ -307,6 +349,7 @@ class IPAllocator:
 
     def _on_relist(self, objects: dict[str, dict[str, Any]]) -> None:
         self._objects = {}
+        self._by_ip = {}
         self._by_pod = {}
         self._zone_counts = Counter()
         self._subnet_counts = Counter()
@@ -314,25 +357,24 @@ class IPAllocator:
         for obj in objects.values():
             self._put(obj)
 
-    def _taken(self, name: str, now: float) -> bool:
-        if name in self._objects or name in self._pending:
+    def _taken(self, ip: str, now: float) -> bool:
+        if ip in self._by_ip or ip in self._pending:
             return True
-        expiry = self._lost.get(name)
+        expiry = self._lost.get(ip)
         if expiry is None:
             return False
         if expiry < now:
-            del self._lost[name]
+            del self._lost[ip]
             return False
         return True
 
     # ---- allocation -------------------------------------------------------------------
 
-    async def allocate(self, subnets: list[SubnetInfo], *, pod: dict[str, Any], node: str,
-                       host: str, zones: list[str] | None = None,
-                       size: tuple[int, int] | None = None) -> Allocation:
-        """Claim a free address for `pod` (namespace, name, uid) in one of `subnets`;
-        `size` (cpu millis, memory bytes) is what its micro-node will hold on `host`
-        (the record the host's totals are recounted from).
+    async def allocate(self, subnets: list[SubnetInfo], *, pod: dict[str, Any],
+                       node: NodeFactory, zones: list[str] | None = None) -> Allocation:
+        """Claim a free address for `pod` (namespace, name, uid) in one of `subnets` by
+        creating the micro-node `node(ip, subnet)` builds for it (labelled with the
+        pod's uid, the subnet and the zone; its capacity is the size its host holds).
 
         Idempotent per pod uid: a pod that already holds an address gets it back, so a
         scheduler retrying after a crash or a failed bind never leaks one. Raises
@@ -349,7 +391,7 @@ class IPAllocator:
         future: asyncio.Future[Allocation] = asyncio.get_running_loop().create_future()
         self._inflight[uid] = future
         try:
-            allocation = await self._allocate(subnets, pod, node, host, zones, size)
+            allocation = await self._allocate(subnets, node, zones)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning without waiters
@@ -361,7 +403,7 @@ class IPAllocator:
             del self._inflight[uid]
 
     def _order(self, subnets: list[SubnetInfo], zones: list[str] | None) -> list[SubnetInfo]:
-        """Subnets in the order to try: zone with fewest allocations first (pending
+        """Subnets in the order to try: zone with fewest micro-nodes first (pending
         claims count, so a burst spreads too), then within a zone the emptiest subnet."""
         allowed = set(zones) if zones else {s.zone for s in subnets}
         pending_zone = Counter(s.zone for s in self._pending.values())
@@ -381,32 +423,30 @@ class IPAllocator:
         start = random.randrange(net.usable)
         for k in range(net.usable):
             ip = net.address((start + k) % net.usable)
-            if not self._taken(allocation_name(ip), time.monotonic()):
+            if not self._taken(ip, time.monotonic()):
                 yield ip
 
-    async def _allocate(self, subnets: list[SubnetInfo], pod: dict[str, Any], node: str,
-                        host: str, zones: list[str] | None, size: tuple[int, int] | None
-                        ) -> Allocation:
+    async def _allocate(self, subnets: list[SubnetInfo], node: NodeFactory,
+                        zones: list[str] | None) -> Allocation:
         ordered = self._order(subnets, zones)
         if not ordered:
             raise AddressesExhausted(self._no_subnet_reason(subnets, zones))
         for info in ordered:
             for ip in self._candidates(_Net.of(info)):
-                name = allocation_name(ip)
-                self._pending[name] = info
+                self._pending[ip] = info
                 try:
-                    created = await self._client.create(PodIPAllocation(
-                        self._object(name, ip, info, pod, node, host, size)))
+                    created = await self._client.create(Node.from_dict(node(ip, info)))
                 except ApiError as e:
                     if e.status.code != 409:
                         raise
                     log.debug("address %s taken by another scheduler; trying the next", ip)
-                    self._lost[name] = time.monotonic() + CONFLICT_MEMORY
+                    self._lost[ip] = time.monotonic() + CONFLICT_MEMORY
                     continue
                 finally:
-                    del self._pending[name]
-                self._put(_plain(created))
-                return Allocation(ip, info.id, info.zone, name)
+                    del self._pending[ip]
+                obj = _plain(created)
+                self._put(obj)
+                return Allocation(ip, info.id, info.zone, obj["metadata"]["name"])
         total = sum(usable_count(s.cidr) for s in ordered)
         listed = ", ".join(f"{s.id} ({s.cidr})" for s in ordered)
         raise AddressesExhausted(
@@ -419,32 +459,20 @@ class IPAllocator:
         have = ", ".join(f"{s.id} ({s.zone})" for s in subnets)
         return f"no subnet in zones {', '.join(sorted(zones or []))}: the subnets are {have}"
 
-    @staticmethod
-    def _object(name: str, ip: str, info: SubnetInfo, pod: dict[str, Any], node: str,
-                host: str, size: tuple[int, int] | None) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "ip": ip, "subnet": info.id, "zone": info.zone, "node": node, "host": host,
-            "pod": {"namespace": pod["namespace"], "name": pod["name"], "uid": pod["uid"]}}
-        if size is not None:
-            spec["cpu"], spec["memory"] = f"{size[0]}m", str(size[1])
-        return {"metadata": {"name": name,
-                             "labels": {HOST_LABEL: host, POD_UID_LABEL: pod["uid"]}},
-                "spec": spec}
-
-    async def release(self, ip: str) -> None:
-        """Give an address back (its pod and node are gone); already gone is fine."""
-        name = allocation_name(ip)
+    async def release(self, node: str) -> None:
+        """Give an address back by deleting its micro-node (its pod is gone or the run
+        that made it failed); already gone is fine."""
         try:
-            await self._client.delete(PodIPAllocation, name)
+            await self._client.delete(Node, node)
         except ApiError as e:
             if e.status.code != 404:
                 raise
-        self._drop(name)
+        self._drop(node)
 
     async def release_pod(self, uid: str) -> Allocation | None:
         """Release whatever address the pod with this uid holds (for garbage
         collection by pod); returns it, or None when it held none."""
         allocation = self.allocation_for_pod(uid)
         if allocation is not None:
-            await self.release(allocation.ip)
+            await self.release(allocation.name)
         return allocation

@@ -9,4 +9,3 @@ from nodeless.fargate.names import GROUP, VERSION
 FargateProfile = create_global_resource(GROUP, VERSION, "FargateProfile", "fargateprofiles")
 Subnet = create_global_resource(GROUP, VERSION, "Subnet", "subnets")
 FargateHost = create_global_resource(GROUP, VERSION, "FargateHost", "fargatehosts")
-PodIPAllocation = create_global_resource(GROUP, VERSION, "PodIPAllocation", "podipallocations")

@@ -23,15 +23,17 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Event, Node, Pod
 from lightkube.types import PatchType
 
-from nodeless.fargate.ipam import reserved_addresses
+from nodeless.fargate.ipam import MICRO_NODE_LABELS, reserved_addresses
 from nodeless.fargate.names import (
     CAPACITY_ANNOTATION,
     COMPUTE_TYPE_LABEL,
     HOST_LABEL,
+    POD_UID_LABEL,
     PROFILE_ANNOTATION,
     SCHEDULER_NAME,
+    SUBNET_LABEL,
 )
-from nodeless.fargate.resources import FargateHost, FargateProfile, PodIPAllocation
+from nodeless.fargate.resources import FargateHost, FargateProfile
 from nodeless.fargate.scheduler.component import Scheduler, SchedulerOptions
 from nodeless.fargate.scheduler.hosts import Host, entry_size
 from nodeless.fargate.scheduler.steps import node_name
@@ -155,54 +157,50 @@ async def events(client: AsyncClient, name: str) -> list[dict[str, Any]]:
                                                    fields={"involvedObject.name": name})]
 
 
-async def fargate_state(client: AsyncClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+async def fargate_state(client: AsyncClient) -> tuple[list[dict[str, Any]],
                                                       dict[str, tuple[int, int, int]]]:
-    """Micro-nodes, IP allocations, and each host's totals (cpu millis, memory bytes,
-    pods) where they are not zero."""
-    nodes = [n.to_dict() async for n in client.list(Node, labels={COMPUTE_TYPE_LABEL: "fargate"})]
-    allocations = [dict(a) async for a in client.list(PodIPAllocation)]
+    """Micro-nodes (each the claim on its pod's IP and the record of its size on its
+    host), and each host's totals (cpu millis, memory bytes, pods) where not zero."""
+    nodes = [n.to_dict() async for n in client.list(Node, labels=MICRO_NODE_LABELS)]
     totals = {}
     async for obj in client.list(FargateHost):
         host = Host.from_object(dict(obj))
         if host.used_cpu_millis or host.used_memory_bytes or host.used_pods:
             totals[host.name] = (host.used_cpu_millis, host.used_memory_bytes, host.used_pods)
-    return nodes, allocations, totals
+    return nodes, totals
 
 
-def by_node(allocations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Allocations by the name of the micro-node their address makes."""
-    found = {node_name(a["spec"]["ip"], REGION): a for a in allocations}
-    assert len(found) == len(allocations)
-    return found
+def internal_ip(node: dict[str, Any]) -> str:
+    return next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
 
 
-def held(allocations: list[dict[str, Any]]) -> dict[str, tuple[int, int, int]]:
-    """What the allocations say each host holds: the totals it should show."""
+def held(nodes: list[dict[str, Any]]) -> dict[str, tuple[int, int, int]]:
+    """What the micro-nodes say each host holds: the totals it should show."""
     sums: dict[str, tuple[int, int, int]] = {}
-    for a in allocations:
-        cpu, memory = entry_size(a["spec"])
-        was = sums.get(a["spec"]["host"], (0, 0, 0))
-        sums[a["spec"]["host"]] = (was[0] + cpu, was[1] + memory, was[2] + 1)
+    for n in nodes:
+        cpu, memory = entry_size(n["status"]["capacity"])
+        host = n["metadata"]["labels"][HOST_LABEL]
+        was = sums.get(host, (0, 0, 0))
+        sums[host] = (was[0] + cpu, was[1] + memory, was[2] + 1)
     return sums
 
 
 def check_consistent(pods: list[dict[str, Any]], nodes: list[dict[str, Any]],
-                     allocations: list[dict[str, Any]],
                      totals: dict[str, tuple[int, int, int]]) -> None:
-    """One node, one IP with the pod's size per bound pod, each host's totals the sum of
-    its micro-nodes; nothing else."""
+    """One micro-node (one IP, named after it) with the pod's size per bound pod, each
+    host's totals the sum of its micro-nodes; nothing else."""
     bound = {p["spec"]["nodeName"]: p for p in pods}
     assert len(bound) == len(pods), "two pods on one node"
     assert sorted(bound) == sorted(n["metadata"]["name"] for n in nodes)
-    ips = [a["spec"]["ip"] for a in allocations]
+    ips = [internal_ip(n) for n in nodes]
     assert len(ips) == len(set(ips)) == len(pods)
-    assert len({a["spec"]["pod"]["uid"] for a in allocations}) == len(pods)
-    records = by_node(allocations)
-    assert sorted(bound) == sorted(records)
+    assert all(n["metadata"]["name"] == node_name(internal_ip(n), REGION) for n in nodes)
+    assert len({n["metadata"]["labels"][POD_UID_LABEL] for n in nodes}) == len(pods)
+    records = {n["metadata"]["name"]: n for n in nodes}
     for node, p in bound.items():
-        assert records[node]["spec"]["pod"]["uid"] == p["metadata"]["uid"]
-        assert entry_size(records[node]["spec"]) == (250, 512 * 2**20)
-    assert totals == held(allocations)
+        assert records[node]["metadata"]["labels"][POD_UID_LABEL] == p["metadata"]["uid"]
+        assert entry_size(records[node]["status"]["capacity"]) == (250, 512 * 2**20)
+    assert totals == held(nodes)
 
 
 async def test_pods_get_their_micro_nodes_and_release_them(server: RunningAPIServer,
@@ -212,17 +210,15 @@ async def test_pods_get_their_micro_nodes_and_release_them(server: RunningAPISer
     async with scheduler(server):
         await create_pods(client, names)
         pods = await all_bound(client, len(names))
-        nodes, allocations, totals = await fargate_state(client)
-        check_consistent(pods, nodes, allocations, totals)
+        nodes, totals = await fargate_state(client)
+        check_consistent(pods, nodes, totals)
         assert totals == {"host-a": (6 * 250, 6 * 512 * 2**20, 6)}
-        records = by_node(allocations)
         by_name = {n["metadata"]["name"]: n for n in nodes}
         zones_used = set()
         for p in pods:
             node_name = p["spec"]["nodeName"]
             node = by_name[node_name]
-            ip = next(a["address"] for a in node["status"]["addresses"]
-                      if a["type"] == "InternalIP")
+            ip = internal_ip(node)
             assert node_name == f"fargate-ip-{ip.replace('.', '-')}.{REGION}.compute.internal"
             subnet = next(s for s in PRIVATE.values()
                           if ipaddress.ip_address(ip) in ipaddress.ip_network(s.cidr))
@@ -241,7 +237,7 @@ async def test_pods_get_their_micro_nodes_and_release_them(server: RunningAPISer
                 "cpu": "250m", "memory": "512Mi", "pods": "1", "ephemeral-storage": "20Gi"}
             assert {"type": "Hostname", "address": node_name} in node["status"]["addresses"]
             assert p["metadata"]["annotations"][CAPACITY_ANNOTATION] == "0.25vCPU 0.5GB"
-            assert records[node_name]["spec"]["host"] == "host-a"
+            assert labels[SUBNET_LABEL] == subnet.id
         assert zones_used == {"us-east-1a", "us-east-1b"}, "pods spread over the zones"
 
         async def scheduled_events() -> bool:
@@ -263,8 +259,8 @@ async def test_pods_get_their_micro_nodes_and_release_them(server: RunningAPISer
             await client.delete(Pod, name, namespace=NS, grace_period=0)
 
         async def released() -> bool:
-            nodes, allocations, totals = await fargate_state(client)
-            return not nodes and not allocations and not totals
+            nodes, totals = await fargate_state(client)
+            return not nodes and not totals
 
         await wait_for(released, 10)
 
@@ -344,8 +340,8 @@ async def test_two_replicas_500_pods(server: RunningAPIServer, client: AsyncClie
     with replicas(server, "replica-1", "replica-2"):
         await create_pods(client, [f"burst-{i}" for i in range(500)])
         pods = await all_bound(client, 500, timeout=40)
-    nodes, allocations, totals = await fargate_state(client)
-    check_consistent(pods, nodes, allocations, totals)
+    nodes, totals = await fargate_state(client)
+    check_consistent(pods, nodes, totals)
     host = await client.get(FargateHost, "host-big")
     assert host["status"]["allocated"]["pods"] == 500
     await _clean(client)
@@ -368,35 +364,33 @@ async def test_killed_leader_loses_nothing(server: RunningAPIServer, client: Asy
     assert bound_at_kill < 300, "the burst was over before the kill"
     with replicas(server, "second"):
         pods = await all_bound(client, 300, timeout=30)
-        nodes, allocations, totals = await fargate_state(client)
+        nodes, totals = await fargate_state(client)
         # What the killed leader reserved for pods the second one finished is counted
         # twice until the second one's garbage collector recounts: never less than what
-        # the pods' allocations hold.
+        # the pods' micro-nodes hold.
         uids = {p["metadata"]["uid"] for p in pods}
         for host, (cpu, memory, count) in held(
-                [a for a in allocations if a["spec"]["pod"]["uid"] in uids]).items():
+                [n for n in nodes if n["metadata"]["labels"][POD_UID_LABEL] in uids]).items():
             assert totals[host][0] >= cpu and totals[host][1] >= memory
             assert totals[host][2] >= count
 
         async def recounted() -> bool:
-            nodes, allocations, totals = await fargate_state(client)
-            return totals == held(allocations)
+            nodes, totals = await fargate_state(client)
+            return totals == held(nodes)
 
         await wait_for(recounted, 10)
-    nodes, allocations, totals = await fargate_state(client)
-    check_consistent(pods, nodes, allocations, totals)
+    nodes, totals = await fargate_state(client)
+    check_consistent(pods, nodes, totals)
     await _clean(client)
 
 
 async def _clean(client: AsyncClient) -> None:
     """Delete the burst's objects directly (no scheduler is left to collect them)."""
-    nodes, allocations, _ = await fargate_state(client)
+    nodes, _ = await fargate_state(client)
     for p in await pods_of(client):
         await client.delete(Pod, p["metadata"]["name"], namespace=NS, grace_period=0)
     for n in nodes:
         await client.delete(Node, n["metadata"]["name"])
-    for a in allocations:
-        await client.delete(PodIPAllocation, a["metadata"]["name"])
 
 
 
@@ -411,12 +405,12 @@ async def test_garbage_of_pods_gone_unseen_is_collected(server: RunningAPIServer
         await all_bound(client, len(names))
     for name in names:
         await client.delete(Pod, name, namespace=NS, grace_period=0)
-    nodes, allocations, totals = await fargate_state(client)
-    assert len(nodes) == len(allocations) == totals["host-gc"][2] == len(names)
+    nodes, totals = await fargate_state(client)
+    assert len(nodes) == totals["host-gc"][2] == len(names)
 
     async def released() -> bool:
-        nodes, allocations, totals = await fargate_state(client)
-        return not nodes and not allocations and not totals
+        nodes, totals = await fargate_state(client)
+        return not nodes and not totals
 
     async with scheduler(server, gc_interval=1.0):
         await wait_for(released, 10)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from nodeless.fargate.ipam import SubnetInfo
 from nodeless.fargate.names import CAPACITY_ANNOTATION, FARGATE_TAINT, PROFILE_ANNOTATION
 from nodeless.fargate.scheduler import steps
 from nodeless.fargate.scheduler.framework import Retry, SchedulingFailure
@@ -70,13 +71,18 @@ def test_micro_node_and_binding() -> None:
     assert size.annotation() == "2vCPU 9GB"
     name = steps.node_name("10.0.1.23", "eu-west-1")
     assert name == "fargate-ip-10-0-1-23.eu-west-1.compute.internal"
-    node = steps.micro_node(name, ip="10.0.1.23", zone="eu-west-1a", region="eu-west-1",
+    subnet = SubnetInfo("subnet-0a", "10.0.1.0/24", "eu-west-1a")
+    node = steps.micro_node(name, ip="10.0.1.23", subnet=subnet, region="eu-west-1",
                             host="h1", size=size, pod=_pod())
     assert node["spec"]["taints"] == [FARGATE_TAINT]
     assert node["spec"]["providerID"] == f"nodeless://h1/eu-west-1a/{name}"
     assert node["status"]["capacity"] == {"cpu": "2", "memory": "9Gi", "pods": "1",
                                           "ephemeral-storage": "20Gi"}
-    assert node["metadata"]["labels"]["kubernetes.io/hostname"] == name
+    labels = node["metadata"]["labels"]
+    assert labels["kubernetes.io/hostname"] == name
+    assert labels["topology.kubernetes.io/zone"] == "eu-west-1a"
+    assert labels["fargate.nodeless.io/subnet"] == "subnet-0a"
+    assert labels["fargate.nodeless.io/pod-uid"] == "u-1"
     assert {"type": "InternalIP", "address": "10.0.1.23"} in node["status"]["addresses"]
     binding = steps.binding(_pod(), name, size)
     assert binding["target"] == {"apiVersion": "v1", "kind": "Node", "name": name}

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from nodeless.fargate.names import HOST_LABEL
 from tests.cli.test_up_down import free_port, nodeless
 from tests.fixtures.apiserver import KUBECTL
 
@@ -334,13 +335,15 @@ def test_scheduler_binds_pods_on_micro_nodes_and_releases_them(cluster: Cluster)
     while True:
         left = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
         held = [n["metadata"]["name"] for n in left if n["metadata"]["name"] in nodes]
-        allocations = json.loads(cluster.kubectl("get", "podipallocations", "-o",
-                                                 "json").stdout)["items"]
-        taken = [a for a in allocations if a["spec"]["ip"] in ips]
+        # An address is held by the micro-node that carries it (named after it).
+        taken = [n["metadata"]["name"] for n in left if any(
+            a["type"] == "InternalIP" and a["address"] in ips
+            for a in n["status"].get("addresses") or [])]
         host = json.loads(cluster.kubectl("get", "fargatehost", "host-1", "-o", "json").stdout)
-        # Its totals come down to what other pods' allocations on it hold.
-        others = [a for a in allocations
-                  if a["spec"].get("host") == "host-1" and a["spec"]["ip"] not in ips]
+        # Its totals come down to what other pods' micro-nodes on it hold.
+        others = [n for n in left
+                  if (n["metadata"].get("labels") or {}).get(HOST_LABEL) == "host-1"
+                  and n["metadata"]["name"] not in nodes]
         reserved = (((host.get("status") or {}).get("allocated") or {}).get("pods") or 0
                     ) - len(others)
         if not held and not taken and not reserved:

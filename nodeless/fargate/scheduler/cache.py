@@ -3,7 +3,7 @@
 The scheduler reads profiles, subnets and its pending pods from these caches instead of
 asking the API for each pod: at hundreds of pods per second the saved GETs are most of the
 API server's work. A cache may lag; every step that acts on it is checked by the write it
-makes (the binding's uid and "already assigned" conflict, the allocation's create), so a
+makes (the binding's uid and "already assigned" conflict, the micro-node's create), so a
 stale read costs a retry, never a wrong placement.
 """
 

@@ -5,18 +5,20 @@ Controller shape (as every controller of ours): an informer on the unbound pods 
 work queue keyed by namespace/name; workers run `schedule` for one key at a time, which
 reads the pod afresh from the cache and walks the pipeline:
 
-    size -> profile subnets -> host (placement policy) -> pod IP in the host's zones
-         -> node name -> reserve host capacity -> create Node -> bind (+ annotation)
+    size -> profile subnets -> host (placement policy) -> a pod IP in the host's zones,
+         claimed by creating its micro-node (Node) -> reserve host capacity -> bind
+         (+ annotation) -> Event
 
 Every step is idempotent, so a retry or a second scheduler after a crash finishes a
-half-done pod instead of taking a second IP: the IP allocation is keyed by the pod's uid
-and names the host and size (same pod, same IP, same node name, same host), the Node is
-keyed by name, and a host pool reserves a node's capacity once. What a crashed run
-reserved and its rerun reserves again is counted twice on the host until the garbage
-collector's next recount (an over-count: never an oversubscription). The allocation is the record a
-rerun reads (no extra write to the pod): when the host it names has no room any more, the
-rerun releases the old node, reservation and address and places the pod afresh.
-A failure after a partial step releases what this run took before it retries.
+half-done pod instead of taking a second IP: the micro-node is named after its address
+and labelled with the pod's uid, the host and the subnet, and its capacity is the size
+(same pod, same IP, same node, same host); a host pool reserves a node's capacity once.
+What a crashed run reserved and its rerun reserves again is counted twice on the host
+until the garbage collector's next recount (an over-count: never an oversubscription).
+The micro-node is the record a rerun reads (no extra write to the pod): when the host it
+names has no room any more, the rerun releases the reservation and the node (the
+address) and places the pod afresh. A failure after a partial step releases what this
+run took before it retries.
 
 Failures are `SchedulingFailure`s whose message is the FailedScheduling Event; their
 `retry` decides the requeue: never until the pod changes, with backoff, or with backoff
@@ -26,7 +28,6 @@ and at once when the HostPool reports a change (a host joined, capacity freed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -37,7 +38,7 @@ from typing import Any
 import httpx2 as httpx
 from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Node, Pod
+from lightkube.resources.core_v1 import Pod
 
 from nodeless.aiotasks import cancel_all, until_one_ends
 from nodeless.fargate import ipam, sizing
@@ -58,13 +59,12 @@ event recorder aggregates repeats the same way, so retries do not flood Events).
 
 @dataclass
 class Placement:
-    """What one run took for a pod, so a failure can give it back."""
+    """What one run took for a pod, so a failure can give it back: its micro-node (the
+    address) and the host capacity reserved for it."""
 
-    ip: str | None = None
     node: str | None = None
     host: str | None = None
     reserved: bool = False
-    node_created: bool = False
 
 
 @dataclass
@@ -218,31 +218,33 @@ class SchedulerController:
         key = f"{meta['namespace']}/{meta['name']}"
         ref = {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]}
         subnet_zones = {s.zone for s in subnets}
-        # The pod's IP allocation is the record of a run: keyed by the pod's uid, naming
-        # the host chosen, and created before anything else. A rerun (after a failure or
-        # a crash, in this process or another) finds it and either resumes on that host
-        # or, when the host no longer fits, gives back what the earlier run took there.
+        # The micro-node is the record of a run: it claims the address, carries the pod's
+        # uid and names the host chosen, and is created before anything else. A rerun
+        # (after a failure or a crash, in this process or another) finds it and either
+        # resumes on that host or, when the host no longer fits, gives back what the
+        # earlier run took there.
         chosen = candidates[0]  # the host pool's placement policy orders them
-        earlier = self._earlier_allocation(meta["uid"])
+        earlier = self.ipam.node_for_pod(meta["uid"])
         if earlier is not None:
-            ip, earlier_host = earlier
+            earlier_host = (earlier["metadata"].get("labels") or {}).get(HOST_LABEL, "")
             same = next((h for h in candidates if h.name == earlier_host), None)
             if same is not None:
                 chosen = same
             else:
-                await self._undo_earlier(earlier_host, steps.node_name(ip, self.region), ip)
+                await self._undo_earlier(earlier_host, earlier["metadata"]["name"])
         zones = sorted(set(chosen.zones) & subnet_zones)
+        host = chosen.name
+
+        def micro_node(ip: str, subnet: ipam.SubnetInfo) -> dict[str, Any]:
+            return steps.micro_node(steps.node_name(ip, self.region), ip=ip, subnet=subnet,
+                                    region=self.region, host=host, size=size, pod=pod)
+
         try:
-            allocation = await self.ipam.allocate(
-                subnets, pod=ref, node="", host=chosen.name, zones=zones,
-                size=(size.cpu_millis(), size.memory_bytes()))
+            allocation = await self.ipam.allocate(subnets, pod=ref, node=micro_node,
+                                                  zones=zones)
         except ipam.AddressesExhausted as exc:
             raise SchedulingFailure(exc.reason) from None
-        taken.ip = allocation.ip
-        # The node name follows from the address, so the allocation cannot name it up
-        # front: it is `steps.node_name(ip)`, tied to the pod by the allocation's uid.
-        node = steps.node_name(allocation.ip, self.region)
-        host = chosen.name
+        node = allocation.name
         taken.node, taken.host = node, host
         try:
             await self.hosts.reserve(host, node, cpu_millis=size.cpu_millis(),
@@ -250,22 +252,6 @@ class SchedulerController:
         except hosts_mod.NoHostWithRoom as exc:
             raise SchedulingFailure(exc.reason, Retry.WHEN_CAPACITY_FREES) from None
         taken.reserved = True
-        obj = steps.micro_node(node, ip=allocation.ip, zone=allocation.zone,
-                               region=self.region, host=host, size=size, pod=pod)
-        try:
-            await self.client.create(codecs.from_dict(obj))
-            taken.node_created = True
-        except ApiError as exc:
-            if exc.status.code != 409:
-                raise
-            existing = plain(await self.client.get(Node, node))
-            labels = existing["metadata"].get("labels") or {}
-            if labels.get(steps.POD_UID_LABEL) != meta["uid"] or \
-                    labels.get(HOST_LABEL) != host:
-                # A node of a crashed run on another host, or of another pod (its IP was
-                # released while the node lingered): not ours to reuse.
-                raise SchedulingFailure(
-                    f"node {node} exists for another pod or host; retrying") from None
         try:
             await self.client.create(Pod.Binding.from_dict(steps.binding(pod, node, size)),
                                      meta["name"], namespace=meta["namespace"])
@@ -283,8 +269,8 @@ class SchedulerController:
                 raise _Gone() from None
             else:
                 raise
-        taken.ip = taken.node = taken.host = None  # the pod holds them now
-        taken.reserved = taken.node_created = False
+        taken.node = taken.host = None  # the pod holds them now
+        taken.reserved = False
         self._record(pod, "Normal", "Scheduled",
                      f"Successfully assigned {key} to {node}")
         return node
@@ -302,34 +288,21 @@ class SchedulerController:
                 return None
             raise
 
-    def _earlier_allocation(self, uid: str) -> tuple[str, str] | None:
-        """(ip, host) of an allocation an earlier run made for this pod, if any."""
-        found = self.ipam.allocation_for_pod(uid)
-        if found is None:
-            return None
-        obj = self.ipam.allocations().get(found.name) or {}
-        return found.ip, str((obj.get("spec") or {}).get("host") or "")
-
-    async def _undo_earlier(self, host: str, node: str, ip: str) -> None:
+    async def _undo_earlier(self, host: str, node: str) -> None:
         """An earlier run placed the pod on `host`, which has no room for it now (or is
-        gone): give back its node, reservation and address, then start afresh."""
-        with contextlib.suppress(ApiError):
-            await self.client.delete(Node, node)
+        gone): give back its reservation and its node (the address), then start afresh."""
         if host:
             await self.hosts.release(host, node)
-        await self.ipam.release(ip)
+        await self.ipam.release(node)
 
     async def _release(self, taken: Placement) -> None:
         """Give back what a failed run took, newest first; failures here are logged and
         left to the garbage collector."""
         try:
-            if taken.node_created and taken.node:
-                with contextlib.suppress(ApiError):
-                    await self.client.delete(Node, taken.node)
             if taken.reserved and taken.host and taken.node:
                 await self.hosts.release(taken.host, taken.node)
-            if taken.ip:
-                await self.ipam.release(taken.ip)
+            if taken.node:
+                await self.ipam.release(taken.node)
         except Exception as exc:
             log.warning("releasing after a failed scheduling run: %s (the garbage "
                         "collector will)", _describe(exc))

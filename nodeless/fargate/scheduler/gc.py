@@ -5,17 +5,16 @@ the host agent stops the pod and then deletes it with grace 0, and that deletion
 signal. The scheduler's pod watch triggers a collection on every DELETED event; a periodic
 pass catches what a missed event, a crash between steps or a failed release left behind.
 
-Two kinds of garbage, each tied to a pod by uid:
-- Nodes labelled `eks.amazonaws.com/compute-type=fargate` with the host label (their
-  pod's uid is the label `fargate.nodeless.io/pod-uid`);
-- PodIPAllocations (`spec.pod.uid`).
-Then every host's totals are recounted from the allocations left (`HostPool.recount`):
-the capacity of a micro-node goes back with its allocation, whoever reserved it (a
-killed scheduler, a rerun that reserved it twice).
+The garbage is micro-nodes: Nodes labelled `eks.amazonaws.com/compute-type=fargate`
+with the host label, tied to their pod by the label `fargate.nodeless.io/pod-uid`.
+Deleting one gives its address back (the Node is the claim on it, ipam.py). Then every
+host's totals are recounted from the micro-nodes left (`HostPool.recount`): the capacity
+of a micro-node goes back with it, whoever reserved it (a killed scheduler, a rerun that
+reserved it twice).
 
 Race-free with scheduling: garbage is listed first and the pods are checked after, each
-with a live GET, so a pod created after the listing (whose allocation is not in it)
-never looks orphaned, and a pod the cache has not seen yet is still found. A pod that is
+with a live GET, so a pod created after the listing (whose node is not in it) never
+looks orphaned, and a pod the cache has not seen yet is still found. A pod that is
 bound to another node makes this node garbage too (a crashed run's leftover).
 """
 
@@ -32,12 +31,10 @@ from typing import Any
 import httpx2 as httpx
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
-from lightkube.operators import exists
 from lightkube.resources.core_v1 import Node, Pod
 
-from nodeless.fargate.ipam import IPAllocator
-from nodeless.fargate.names import COMPUTE_TYPE_LABEL, HOST_LABEL, POD_UID_LABEL
-from nodeless.fargate.resources import PodIPAllocation
+from nodeless.fargate.ipam import MICRO_NODE_LABELS, IPAllocator
+from nodeless.fargate.names import HOST_LABEL, POD_UID_LABEL
 from nodeless.fargate.scheduler.cache import plain
 from nodeless.fargate.scheduler.hosts import HostPool, entry_size
 from nodeless.fargate.scheduler.steps import POD_ANNOTATION
@@ -59,12 +56,12 @@ class PodRef:
 @dataclass
 class Collected:
     nodes: list[str] = field(default_factory=list)
-    allocations: list[str] = field(default_factory=list)
+    """Micro-nodes deleted (their addresses and reservations given back)."""
     recounted: list[str] = field(default_factory=list)
-    """Hosts whose totals went down to what their allocations hold."""
+    """Hosts whose totals went down to what their micro-nodes hold."""
 
     def __bool__(self) -> bool:
-        return bool(self.nodes or self.allocations or self.recounted)
+        return bool(self.nodes or self.recounted)
 
 
 class GarbageCollector:
@@ -105,9 +102,7 @@ class GarbageCollector:
     async def collect(self) -> Collected:
         """One pass; returns what it deleted or released."""
         self.passes += 1
-        nodes = [plain(n) async for n in self.client.list(
-            Node, labels={COMPUTE_TYPE_LABEL: "fargate", HOST_LABEL: exists()})]
-        allocations = [plain(a) async for a in self.client.list(PodIPAllocation)]
+        nodes = [plain(n) async for n in self.client.list(Node, labels=MICRO_NODE_LABELS)]
         alive: dict[PodRef, str | None] = {}
 
         async def pod_node(ref: PodRef) -> str | None | bool:
@@ -125,42 +120,31 @@ class GarbageCollector:
                 continue
             bound = await pod_node(ref)
             if bound is False or (bound and bound != meta["name"]):
-                with contextlib.suppress(ApiError):
-                    await self.client.delete(Node, meta["name"])
-                done.nodes.append(meta["name"])
                 host = (meta.get("labels") or {}).get(HOST_LABEL)
                 if host:  # what this scheduler reserved goes back at once
                     await self.hosts.release(host, meta["name"])
-        for allocation in allocations:
-            spec = allocation.get("spec") or {}
-            pod = spec.get("pod") or {}
-            if not pod.get("uid"):
-                continue
-            ref = PodRef(pod.get("namespace", ""), pod.get("name", ""), pod["uid"])
-            if await pod_node(ref) is False:
-                await self.ipam.release(spec["ip"])
-                done.allocations.append(spec["ip"])
+                await self.ipam.release(meta["name"])  # the node, and with it the address
+                done.nodes.append(meta["name"])
         for host in sorted({h.name for h in self.hosts.hosts()}):
             if await self.hosts.recount(host, functools.partial(self._sizes_on, host)):
                 done.recounted.append(host)
         if done:
-            log.info("garbage collected %d nodes, %d IPs; recounted hosts %s",
-                     len(done.nodes), len(done.allocations), done.recounted)
+            log.info("garbage collected %d micro-nodes; recounted hosts %s",
+                     len(done.nodes), done.recounted)
         return done
 
     async def _sizes_on(self, host: str) -> list[tuple[int, int]] | None:
-        """(cpu millis, memory bytes) of every allocation naming `host`, listed afresh;
-        None if one has no size (then its host's totals cannot be recounted)."""
+        """(cpu millis, memory bytes) of every micro-node naming `host`, listed afresh;
+        None if one has no capacity (then its host's totals cannot be recounted)."""
         sizes = []
-        async for obj in self.client.list(PodIPAllocation, labels={HOST_LABEL: host}):
-            spec = plain(obj).get("spec") or {}
-            if spec.get("host") != host:
-                continue
-            if spec.get("cpu") is None or spec.get("memory") is None:
-                log.warning("allocation %s has no size: host %s is not recounted",
-                            plain(obj)["metadata"]["name"], host)
+        async for obj in self.client.list(Node, labels={**MICRO_NODE_LABELS, HOST_LABEL: host}):
+            node = plain(obj)
+            capacity = (node.get("status") or {}).get("capacity") or {}
+            if capacity.get("cpu") is None or capacity.get("memory") is None:
+                log.warning("micro-node %s has no capacity: host %s is not recounted",
+                            node["metadata"]["name"], host)
                 return None
-            sizes.append(entry_size(spec))
+            sizes.append(entry_size(capacity))
         return sizes
 
     async def _pod_node(self, ref: PodRef) -> str | None:

@@ -7,9 +7,9 @@ memory from list + watch, so choosing a host makes no API call.
 What a host offers: `spec.capacity` times `spec.overcommit` for cpu and memory (1.0 is
 Fargate's guarantee and the production default; a laptop may offer more), and
 `capacity.pods` micro-nodes, never overcommitted. What it has given: the totals in
-`status.allocated` (cpu, memory, pods). The per-micro-node record is the pod's
-`PodIPAllocation`, which names the host and the size and exists before the capacity is
-taken and until after it is given back; the host object stays small however many
+`status.allocated` (cpu, memory, pods). The per-micro-node record is its Node, which
+names the host (label) and the size (capacity) and exists before the capacity is taken
+and until after it is given back; the host object stays small however many
 micro-nodes it runs, so a reservation write costs the same for the first pod and the
 thousandth.
 
@@ -18,7 +18,7 @@ still have room, prefer the most used one (the largest of its cpu and memory fra
 already reserved), ties broken by name. That is bin-packing: hosts fill one after
 another, so idle hosts stay idle (and can be scaled in), and a large pod still finds a
 host with room. Zone spread is not the host's business: the IP allocator picks the zone
-(the subnet with the fewest allocations) first, and the host is chosen among those
+(the subnet with the fewest micro-nodes) first, and the host is chosen among those
 serving that zone.
 
 Never oversubscribe: a reservation adds its size to the totals with an update pinned to
@@ -34,11 +34,11 @@ The totals are an upper bound of what the host's micro-nodes hold, never less:
   recount happened since it added it;
 - what a killed scheduler added and nobody subtracts (or what a rerun added a second
   time) is over-counted until the next recount: `recount` (the garbage collector runs it
-  every pass) reads the host, then lists the allocations naming it, and lowers the
+  every pass) reads the host, then lists the micro-nodes naming it, and lowers the
   totals to their sum with a compare-and-swap that also bumps `status.recounts`. Every
-  capacity added before that read has its allocation in that list, so the sum never
-  misses a live micro-node; a subtraction after the recount is skipped (its allocation
-  was either counted or already gone), so nothing is subtracted twice.
+  capacity added before that read has its micro-node in that list, so the sum never
+  misses a live one; a subtraction after the recount is skipped (its node was either
+  counted or already gone), so nothing is subtracted twice.
 
 A host is alive while its lease's renewTime is within HOST_LEASE_SECONDS of now (hosts
 and control plane keep their clocks in sync, as EKS nodes do with NTP); a host whose
@@ -106,7 +106,7 @@ def _parsed(raw: str, default: Fraction) -> Fraction:
 
 def entry_size(entry: dict[str, Any]) -> tuple[int, int]:
     """(cpu millis, memory bytes) of a dict with `cpu` and `memory` quantities: a host's
-    totals, an allocation's spec."""
+    totals, a micro-node's capacity."""
     return (math.ceil(_quantity(entry.get("cpu")) * 1000),
             math.ceil(_quantity(entry.get("memory"))))
 
@@ -459,7 +459,7 @@ class HostPool:
 
         Raises NoHostWithRoom if the host (no longer) has room or is gone; never
         oversubscribes, whoever else writes to the host at the same time. The caller
-        keeps the record (the pod's IP allocation naming host and size) from before
+        keeps the record (the micro-node, naming host and size) from before
         this call until after `release`: a recount counts what the records say."""
         await self._submit(host, _Op(node, (cpu_millis, memory_bytes),
                                      asyncio.get_running_loop().create_future()))
@@ -525,7 +525,7 @@ class HostPool:
                             used_cpu, used_mem = used_cpu - size[0], used_mem - size[1]
                             used_pods -= 1
                             changed = True
-                        # else: a recount since took it out (or counts its allocation)
+                        # else: a recount since took it out (or counts its node)
                     outcomes.append(None)
                 elif op.node in added or (op.node in held and op.node not in removed):
                     outcomes.append(None)
@@ -598,7 +598,7 @@ class HostPool:
                       ) -> bool:
         """Lower `host`'s totals to the sum of its records where they over-count (what a
         killed scheduler took, what a rerun took twice). `records` lists, afresh, the
-        (cpu millis, memory bytes) of every allocation naming the host, or None when one
+        (cpu millis, memory bytes) of every micro-node naming the host, or None when one
         has no size (then nothing is lowered). Returns whether the totals went down.
 
         The host is read before the records are listed: everything added to the totals
@@ -626,7 +626,7 @@ class HostPool:
                     self.conflicts += e.status.code == 409
                     continue
                 raise
-            log.info("host %s: recounted its allocations: %s reserved, %d micro-nodes "
+            log.info("host %s: recounted its micro-nodes: %s reserved, %d micro-nodes "
                      "(was %s, %d)", host, format_size(lowered[0], lowered[1]), lowered[2],
                      format_size(current.used_cpu_millis, current.used_memory_bytes),
                      current.used_pods)

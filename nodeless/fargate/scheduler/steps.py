@@ -21,11 +21,12 @@ from nodeless.fargate.names import (
     HOST_LABEL,
     POD_UID_LABEL,
     PROFILE_ANNOTATION,
+    SUBNET_LABEL,
+    ZONE_LABEL,
     ProfileStatus,
 )
 from nodeless.fargate.scheduler.framework import Retry, SchedulingFailure, unsupported
 
-ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 POD_ANNOTATION = "fargate.nodeless.io/pod"
@@ -99,10 +100,12 @@ def provider_id(host: str, zone: str, node: str) -> str:
     return f"{PROVIDER_SCHEME}://{host}/{zone}/{node}"
 
 
-def micro_node(name: str, *, ip: str, zone: str, region: str, host: str,
+def micro_node(name: str, *, ip: str, subnet: SubnetInfo, region: str, host: str,
                size: sizing.FargateSize, pod: Mapping[str, Any]) -> dict[str, Any]:
-    """Step 5: the Node object of one pod, labelled and tainted as EKS does so that
-    manifests selecting or tolerating Fargate nodes work unchanged."""
+    """The Node object of one pod, labelled and tainted as EKS does so that manifests
+    selecting or tolerating Fargate nodes work unchanged. Creating it claims the address
+    (ipam.py): it is the one record of the micro-node (pod uid, host, subnet, size)."""
+    zone = subnet.zone
     meta = pod["metadata"]
     capacity = {"cpu": size.cpu_quantity(), "memory": size.memory_quantity(), "pods": "1",
                 "ephemeral-storage": EPHEMERAL_STORAGE}
@@ -119,6 +122,7 @@ def micro_node(name: str, *, ip: str, zone: str, region: str, host: str,
                 "kubernetes.io/arch": "amd64",
                 HOST_LABEL: host,
                 POD_UID_LABEL: meta["uid"],
+                SUBNET_LABEL: subnet.id,
             },
             "annotations": {POD_ANNOTATION: f"{meta['namespace']}/{meta['name']}",
                             CAPACITY_ANNOTATION: size.annotation()},
