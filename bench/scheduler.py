@@ -9,8 +9,8 @@ scheduler (size, IP, host reservation, Node, annotation, binding, Event) and is 
 bound by a watch. Latency is from the moment its create request was sent to the moment
 the watch showed it bound; throughput is pods / (last bound - first create sent). The
 CPU time each process spent per pod over the same span is printed too: on a machine
-shared with other work it says what pods/s cannot (the API server and webhook run in the
-`nodeless up` process, the scheduler in its child).
+shared with other work it says what pods/s cannot (the API server runs in the `nodeless
+up` process; the webhook, the scheduler and the controllers in its children).
 
     uv run python bench/scheduler.py [--count 2000] [--clients 16] [--keep] [--backlog]
 """
@@ -64,11 +64,12 @@ def _child(pid: int, module: str) -> int:
 
 
 class CPUMeter:
-    """CPU seconds of `nodeless up`, its scheduler child and this client over a span."""
+    """CPU seconds of `nodeless up`, its children and this client over a span."""
 
     def __init__(self, up_pid: int) -> None:
         self.pids = {"nodeless up": up_pid,
                      "fargate-scheduler": _child(up_pid, "nodeless.fargate.scheduler"),
+                     "fargate-webhook": _child(up_pid, "nodeless.fargate.admission"),
                      "controllers": _child(up_pid, "nodeless.controllers"),
                      "bench client": os.getpid()}
         self.start = self._now()

@@ -33,7 +33,7 @@ from nodeless.cli.kubeconfig import build_kubeconfig
 from nodeless.cli.supervisor import Component
 from nodeless.fargate import crds
 from nodeless.fargate import vpc as vpc_mod
-from nodeless.fargate.admission import WebhookComponent
+from nodeless.fargate.admission import webhook_component
 from nodeless.fargate.eksapi import EksApiComponent
 from nodeless.fargate.names import API_VERSION, PROFILE_FINALIZER
 from nodeless.fargate.profiles.controller import ProfileController
@@ -271,7 +271,7 @@ def fargate_components(settings: FargateSettings, *, install_crds: bool = True,
     components: list[Component] = [
         SetupComponent(settings, install_crds=install_crds),
         ProfileControllerComponent(settings, activation_delay=activation_delay),
-        WebhookComponent(settings),
+        webhook_component(settings),
         scheduler_component(settings),
     ]
     if settings.eks_port is not None:

@@ -8,7 +8,11 @@ and a real cluster (`deploy/`).
 """
 
 from nodeless.fargate.admission.cache import FargateCache, Reflector
-from nodeless.fargate.admission.component import WebhookComponent, issue_serving_certificate
+from nodeless.fargate.admission.component import (
+    WebhookComponent,
+    issue_serving_certificate,
+    webhook_component,
+)
 from nodeless.fargate.admission.registration import (
     COMPONENT_LABEL,
     CONFIGURATION_NAME,
@@ -36,6 +40,7 @@ __all__ = [
     "Reflector",
     "ServiceRef",
     "WebhookComponent",
+    "webhook_component",
     "WebhookServer",
     "issue_serving_certificate",
     "register_webhooks",

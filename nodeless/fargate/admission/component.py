@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nodeless.apiserver import pki
+from nodeless.cli.child import ChildProcessComponent
 from nodeless.fargate.admission.cache import FargateCache
 from nodeless.fargate.admission.registration import register_webhooks, webhook_configurations
 from nodeless.fargate.admission.server import (
@@ -86,3 +87,24 @@ class WebhookComponent:
             if server is not None:
                 await server.stop()
             await client.close()
+
+
+def webhook_component(settings: FargateSettings) -> ChildProcessComponent:
+    """`nodeless up`'s and `nodeless fargate run`'s webhook, in a process of its own
+    (`python -m nodeless.fargate.admission`): a burst of pod creations is a burst of
+    reviews, whose work belongs on another core than the API server's."""
+    s = settings
+    if s.webhook_cert is None or s.webhook_key is None:
+        raise ValueError("the Fargate webhook needs webhook_cert and webhook_key "
+                         "(see issue_serving_certificate)")
+    args = ["--cert", str(s.webhook_cert), "--key", str(s.webhook_key),
+            "--host", s.webhook_host, "--port", str(s.webhook_port), "--cluster", s.cluster,
+            "--vpc-id", s.vpc.id, "--notify-ready"]
+    if s.kubeconfig is not None:  # else $KUBECONFIG or in-cluster, as this process
+        args += ["--kubeconfig", str(s.kubeconfig)]
+    if s.webhook_ca is not None:
+        args += ["--ca", str(s.webhook_ca)]
+    if not s.register_webhooks:
+        args.append("--no-register")
+    return ChildProcessComponent(name="fargate-webhook", module="nodeless.fargate.admission",
+                                 args=args)
