@@ -32,7 +32,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 class Up:
     """`nodeless up` in the foreground, on a free port, in a temp dir named `prefix`…;
-    `args` are its extra flags. Ready once fp-default is ACTIVE (and, with
+    `args` are its extra flags. Ready once every component is and fp-default is ACTIVE
+    (and, with
     `wait_for_containerd`, once endpoints.json names the agent's containerd)."""
 
     def __init__(self, prefix: str, args: Sequence[str], *, start_timeout: float = 90,
@@ -53,13 +54,22 @@ class Up:
         path = self.dir / "endpoints.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
+    @property
+    def ready(self) -> bool:
+        """Every component of `nodeless up` is ready (its run.json says so): the webhook
+        is registered, the scheduler leads. Not merely the API answering: a pod created
+        before the webhook is registered would go unmutated, to the default scheduler."""
+        try:
+            return bool(json.loads((self.dir / "run.json").read_text()).get("ready"))
+        except (OSError, ValueError):
+            return False
+
     async def client(self) -> AsyncClient:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(self.log.read_text()[-3000:])
-            if (self.dir / "kubeconfig").exists() and (
-                    not self.wait_for_containerd or self.endpoints.get("containerd")):
+            if self.ready and (not self.wait_for_containerd or self.endpoints.get("containerd")):
                 client = async_client(self.dir / "kubeconfig")
                 try:
                     profile = await client.get(FargateProfile, "fp-default")

@@ -158,6 +158,7 @@ class LoadClient:
 
 async def run(args: argparse.Namespace) -> None:
     up = Up("bench-scheduler-", ["--no-agent"])
+    print(f"nodeless up:     {up.dir}", flush=True)
     try:
         client = await up.client()
         if not args.backlog:
