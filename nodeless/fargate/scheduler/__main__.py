@@ -20,7 +20,7 @@ app = typer.Typer(add_completion=False)
 def main(
     kubeconfig: Annotated[Path | None, typer.Option(help="Credentials; else $KUBECONFIG.")] = None,
     region: Annotated[str, typer.Option(help="Region in micro-node names.")] = "us-east-1",
-    workers: Annotated[int, typer.Option(help="Pods placed at once.")] = 32,
+    workers: Annotated[int, typer.Option(help="Pods placed at once.")] = 96,
     lease_seconds: Annotated[float, typer.Option(help="Leader lease duration.")] = 15.0,
     renew_every: Annotated[float, typer.Option(help="Leader renewal period.")] = 2.0,
     identity: Annotated[str | None, typer.Option(help="Leader identity.")] = None,

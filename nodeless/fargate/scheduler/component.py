@@ -39,7 +39,7 @@ FIELD_MANAGER = SCHEDULER_NAME
 @dataclass
 class SchedulerOptions:
     region: str = "us-east-1"
-    workers: int = 32
+    workers: int = 96
     recreate_pending_pods: bool = False
     gc_interval: float = 30.0
     lease_seconds: float = 15.0

@@ -78,7 +78,7 @@ class SchedulerController:
     """Schedules pods while `run` runs (the component runs it only while leading)."""
 
     def __init__(self, client: AsyncClient, *, region: str, host_pool: hosts_mod.HostPool,
-                 allocator: ipam.IPAllocator, workers: int = 32,
+                 allocator: ipam.IPAllocator, workers: int = 96,
                  on_pod_deleted: Callable[[], None] | None = None) -> None:
         self.client = client
         self.region = region
