@@ -323,8 +323,10 @@ class ResourceHandler:
                                               api_version=f"meta.k8s.io/{table_version}",
                                               no_headers=not first_table)
                         first_table = False
-                    chunk += orjson.dumps({"type": event.type, "object": obj})
-                    chunk += b"\n"
+                        chunk += orjson.dumps({"type": event.type, "object": obj})
+                        chunk += b"\n"
+                    else:  # encoded once for every watcher of the same change
+                        chunk += event.line()
                     if event.type == "ERROR":
                         finished = True
                         break
