@@ -13,7 +13,6 @@ import asyncio
 import base64
 import binascii
 import random
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from nodeless.apiserver.selectors import (
     LabelSelector,
     field_set,
 )
+from nodeless.apiserver.stamps import new_uid, now_rfc3339
 from nodeless.apiserver.storage.protocol import (
     CompactedError,
     ConflictError,
@@ -164,10 +164,6 @@ def selectable_fields(rt: ResourceType) -> list[str]:
             return [f.get("jsonPath", "").lstrip(".") for f in
                     version.get("selectableFields") or []]
     return []
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _rfc3339(t: datetime) -> str:
@@ -569,7 +565,7 @@ class ObjectStore:
         for field_name in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
                            "managedFields", "selfLink"):
             meta.pop(field_name, None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         strategy.prepare_for_create(rt, obj)
         if not rt.is_custom:

@@ -383,10 +383,9 @@ class APIServer:
         finally:
             verb = request.get(METRICS_VERB, request.method)
             resource = request.get(METRICS_RESOURCE, "")
-            self.metrics.requests.labels(verb, resource, str(code)).inc()
-            if verb != "WATCH":
-                self.metrics.latency.labels(verb, resource).observe(
-                    time.perf_counter() - started)
+            self.metrics.record_request(
+                verb, resource, str(code),
+                None if verb == "WATCH" else time.perf_counter() - started)
 
 
 async def serve(config: APIServerConfig, *, ready: Callable[[], None] | None = None) -> None:
