@@ -594,7 +594,7 @@ class WebhookDispatcher:
             for hook in hooks:
                 if round_ == 1 and hook.uid not in reinvoke:
                     continue
-                current = replace(attrs, object=obj)
+                current = attrs if obj is attrs.object else replace(attrs, object=obj)
                 try:
                     if not await _should_call(hook, current, namespaces):
                         continue
