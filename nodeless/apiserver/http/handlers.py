@@ -293,8 +293,11 @@ class ResourceHandler:
                 if remaining <= 0:
                     break
                 try:
-                    first = await asyncio.wait_for(
-                        queue.get(), min(remaining, _BOOKMARK_INTERVAL))
+                    if not queue.empty():  # under load: no task and timer for a wait
+                        first = queue.get_nowait()
+                    else:
+                        first = await asyncio.wait_for(
+                            queue.get(), min(remaining, _BOOKMARK_INTERVAL))
                 except TimeoutError:
                     if opts.allow_bookmarks and last_rv and loop.time() < deadline:
                         first = WatchOut("BOOKMARK", {
