@@ -269,7 +269,10 @@ class ResourceHandler:
             end: WatchOut | None = None
             try:
                 async for event in events:
-                    await queue.put(event)
+                    if queue.full():
+                        await queue.put(event)
+                    else:
+                        queue.put_nowait(event)
             except errors.APIError as exc:
                 end = WatchOut("ERROR", exc.status())
             except Exception as exc:  # a broken store: end the watch, the client re-lists
