@@ -423,9 +423,9 @@ class ObjectStore:
     def _shared(self, kv: KeyValue) -> _Decoded:
         """`kv` decoded, shared with every other watcher of the same version.
 
-        A revision names one write of one key, so (revision, key, value) can only meet
-        the same bytes again; the value check keeps that true even for a store that
-        reuses revisions after a reset."""
+        A revision names one write of one key, so it finds the same bytes again (the
+        kv of an event and the prev_kv of the next change of that key alike); checking
+        key and value keeps a hit exact even for a store that reuses revisions."""
         found = self._decoded.get(kv.mod_revision)
         if found is not None and found.key == kv.key and (
                 found.value is kv.value or found.value == kv.value):
