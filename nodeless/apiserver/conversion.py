@@ -48,11 +48,14 @@ def to_storage(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_storage(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` as `rt` serves it. Never changes `obj` itself (watchers share it), though
+    the result may be `obj` or share parts with it."""
     if rt.is_custom:
         # All served versions of a CRD share one storage; with the `None` conversion
         # strategy kube only rewrites apiVersion to the version asked for.
-        obj["apiVersion"] = rt.api_version
-        return obj
+        if obj.get("apiVersion") == rt.api_version:
+            return obj
+        return {**obj, "apiVersion": rt.api_version}
     if not _is_events_v1(rt):
         return obj
     event: dict[str, Any] = {"apiVersion": rt.api_version, "kind": "Event"}

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import binascii
 import random
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from nodeless.apiserver.selectors import (
     LabelSelector,
     field_set,
 )
+from nodeless.apiserver.stamps import new_uid, now_rfc3339
 from nodeless.apiserver.storage.protocol import (
     CompactedError,
     ConflictError,
@@ -115,10 +115,41 @@ class WatchOptions:
 
 @dataclass
 class WatchOut:
-    """One watch event for the wire: ADDED, MODIFIED, DELETED, BOOKMARK or ERROR."""
+    """One watch event for the wire: ADDED, MODIFIED, DELETED, BOOKMARK or ERROR.
+
+    The same WatchOut (and object) may go to every watcher of a change: treat `object`
+    as read-only, copy it to change it."""
 
     type: str
     object: dict[str, Any]
+    encoded: bytes | None = field(default=None, repr=False, compare=False)
+
+    def line(self) -> bytes:
+        """The event as one line of a JSON watch stream, encoded once however many
+        watchers send it."""
+        if self.encoded is None:
+            self.encoded = orjson.dumps({"type": self.type, "object": self.object}) + b"\n"
+        return self.encoded
+
+
+class _Decoded:
+    """One stored object version, decoded once for every watcher that sees it: the
+    storage form, its selectable field sets and the WatchOuts made from it. Nothing here
+    is ever changed after it is made."""
+
+    __slots__ = ("key", "value", "obj", "fields", "outs")
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.key = kv.key
+        self.value = kv.value
+        self.obj = decode(kv)
+        self.fields: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+        self.outs: dict[tuple[str, str, str], WatchOut] = {}
+
+
+_SHARED_DECODES = 512
+"""How many recent object versions stay decoded for watchers; a watcher further behind
+than that decodes for itself."""
 
 
 WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
@@ -133,10 +164,6 @@ def selectable_fields(rt: ResourceType) -> list[str]:
             return [f.get("jsonPath", "").lstrip(".") for f in
                     version.get("selectableFields") or []]
     return []
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _rfc3339(t: datetime) -> str:
@@ -209,6 +236,8 @@ class ObjectStore:
         self.services = services
         self.admission: Admission = admission or NoAdmission()
         self._on_change = on_change
+        self._decoded: dict[int, _Decoded] = {}
+        """Recent object versions by revision (one write, one revision, one value)."""
 
     # ---- reads ---------------------------------------------------------------------
 
@@ -372,24 +401,67 @@ class ObjectStore:
     def _translate(
         self, rt: ResourceType, event: WatchEvent, opts: WatchOptions, filtering: bool
     ) -> WatchOut | None:
-        obj = decode(event.kv)
+        current = self._shared(event.kv)
         if event.type == "delete":
-            if filtering and not self._matches(rt, obj, opts):
+            if filtering and not self._shared_matches(rt, current, opts):
                 return None
-            return WatchOut("DELETED", from_storage(rt, obj))
+            return self._shared_out(rt, current, "DELETED")
         if not filtering:
-            return WatchOut("ADDED" if event.type == "create" else "MODIFIED",
-                            from_storage(rt, obj))
-        now_matches = self._matches(rt, obj, opts)
-        before = decode(event.prev_kv) if event.prev_kv is not None else None
-        was_matching = before is not None and self._matches(rt, before, opts)
+            return self._shared_out(rt, current,
+                                    "ADDED" if event.type == "create" else "MODIFIED")
+        now_matches = self._shared_matches(rt, current, opts)
+        was_matching = event.prev_kv is not None and self._shared_matches(
+            rt, self._shared(event.prev_kv), opts)
         if now_matches and was_matching:
-            return WatchOut("MODIFIED", from_storage(rt, obj))
+            return self._shared_out(rt, current, "MODIFIED")
         if now_matches:
-            return WatchOut("ADDED", from_storage(rt, obj))
+            return self._shared_out(rt, current, "ADDED")
         if was_matching:
-            return WatchOut("DELETED", from_storage(rt, obj))
+            return self._shared_out(rt, current, "DELETED")
         return None
+
+    def _shared(self, kv: KeyValue) -> _Decoded:
+        """`kv` decoded, shared with every other watcher of the same version.
+
+        A revision names one write of one key, so it finds the same bytes again (the
+        kv of an event and the prev_kv of the next change of that key alike); checking
+        key and value keeps a hit exact even for a store that reuses revisions."""
+        found = self._decoded.get(kv.mod_revision)
+        if found is not None and found.key == kv.key and (
+                found.value is kv.value or found.value == kv.value):
+            return found
+        found = _Decoded(kv)
+        cache = self._decoded
+        if len(cache) >= _SHARED_DECODES:
+            del cache[next(iter(cache))]
+        cache[kv.mod_revision] = found
+        return found
+
+    @staticmethod
+    def _shared_matches(rt: ResourceType, decoded: _Decoded, opts: WatchOptions) -> bool:
+        """`_matches` on a shared version, its field set computed once per type."""
+        obj = decoded.obj
+        if opts.label_selector is not None and not opts.label_selector.matches(
+            (obj.get("metadata") or {}).get("labels") or {}
+        ):
+            return False
+        if opts.field_selector is None:
+            return True
+        kind = rt.kind if not rt.is_custom else ""
+        selectable = tuple(selectable_fields(rt))
+        fields = decoded.fields.get((kind, selectable))
+        if fields is None:
+            fields = decoded.fields[(kind, selectable)] = field_set(kind, obj, selectable)
+        return opts.field_selector.matches(fields)
+
+    @staticmethod
+    def _shared_out(rt: ResourceType, decoded: _Decoded, type_: str) -> WatchOut:
+        """The event for watchers of `rt`, made (and later encoded) once for all."""
+        key = (type_, rt.api_version, rt.kind)
+        out = decoded.outs.get(key)
+        if out is None:
+            out = decoded.outs[key] = WatchOut(type_, from_storage(rt, decoded.obj))
+        return out
 
     # ---- create --------------------------------------------------------------------
 
@@ -493,7 +565,7 @@ class ObjectStore:
         for field_name in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
                            "managedFields", "selfLink"):
             meta.pop(field_name, None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         strategy.prepare_for_create(rt, obj)
         if not rt.is_custom:

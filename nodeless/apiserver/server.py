@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from nodeless.apiserver import crds, errors, pki, tokens
@@ -251,7 +252,9 @@ class APIServer:
                         break
                     rv = event.object["metadata"].get("resourceVersion", rv)
                     if event.type in ("ADDED", "MODIFIED", "DELETED"):
-                        await self._on_change(rt, event.object, event.type == "DELETED")
+                        # Other watchers share the event's object: keep a copy of our own.
+                        await self._on_change(rt, orjson.loads(orjson.dumps(event.object)),
+                                              event.type == "DELETED")
                 else:
                     continue
                 rv = ""  # history lost: start again from a fresh list
@@ -380,10 +383,9 @@ class APIServer:
         finally:
             verb = request.get(METRICS_VERB, request.method)
             resource = request.get(METRICS_RESOURCE, "")
-            self.metrics.requests.labels(verb, resource, str(code)).inc()
-            if verb != "WATCH":
-                self.metrics.latency.labels(verb, resource).observe(
-                    time.perf_counter() - started)
+            self.metrics.record_request(
+                verb, resource, str(code),
+                None if verb == "WATCH" else time.perf_counter() - started)
 
 
 async def serve(config: APIServerConfig, *, ready: Callable[[], None] | None = None) -> None:

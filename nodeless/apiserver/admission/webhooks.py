@@ -17,7 +17,6 @@ import binascii
 import dataclasses
 import logging
 import ssl
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,6 +37,7 @@ from nodeless.apiserver.errors import (
 from nodeless.apiserver.resources.names import go_quote, go_string_slice, is_dns1123_subdomain
 from nodeless.apiserver.resources.validation import GoValue, validate_label_selector
 from nodeless.apiserver.selectors import LabelSelector
+from nodeless.apiserver.stamps import new_uid
 
 log = logging.getLogger(__name__)
 
@@ -524,7 +524,7 @@ class WebhookDispatcher:
         except (ValueError, ssl.SSLError, UnicodeDecodeError) as e:
             raise _CallError(hook.name, f"could not get REST client: unable to load root "
                                         f"certificates: {e}") from None
-        uid = str(uuid.uuid4())
+        uid = new_uid()
         body = orjson.dumps(_review(uid, hook.review_version, attrs))
         query = f"?timeout={hook.timeout}s"
         headers: dict[str, str] = {}
@@ -594,7 +594,7 @@ class WebhookDispatcher:
             for hook in hooks:
                 if round_ == 1 and hook.uid not in reinvoke:
                     continue
-                current = replace(attrs, object=obj)
+                current = attrs if obj is attrs.object else replace(attrs, object=obj)
                 try:
                     if not await _should_call(hook, current, namespaces):
                         continue

@@ -269,7 +269,10 @@ class ResourceHandler:
             end: WatchOut | None = None
             try:
                 async for event in events:
-                    await queue.put(event)
+                    if queue.full():
+                        await queue.put(event)
+                    else:
+                        queue.put_nowait(event)
             except errors.APIError as exc:
                 end = WatchOut("ERROR", exc.status())
             except Exception as exc:  # a broken store: end the watch, the client re-lists
@@ -293,8 +296,11 @@ class ResourceHandler:
                 if remaining <= 0:
                     break
                 try:
-                    first = await asyncio.wait_for(
-                        queue.get(), min(remaining, _BOOKMARK_INTERVAL))
+                    if not queue.empty():  # under load: no task and timer for a wait
+                        first = queue.get_nowait()
+                    else:
+                        first = await asyncio.wait_for(
+                            queue.get(), min(remaining, _BOOKMARK_INTERVAL))
                 except TimeoutError:
                     if opts.allow_bookmarks and last_rv and loop.time() < deadline:
                         first = WatchOut("BOOKMARK", {
@@ -323,8 +329,10 @@ class ResourceHandler:
                                               api_version=f"meta.k8s.io/{table_version}",
                                               no_headers=not first_table)
                         first_table = False
-                    chunk += orjson.dumps({"type": event.type, "object": obj})
-                    chunk += b"\n"
+                        chunk += orjson.dumps({"type": event.type, "object": obj})
+                        chunk += b"\n"
+                    else:  # encoded once for every watcher of the same change
+                        chunk += event.line()
                     if event.type == "ERROR":
                         finished = True
                         break

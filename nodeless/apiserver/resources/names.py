@@ -11,8 +11,9 @@ It imports nothing of ours, so any module can use it without an import cycle.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 _GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n",
                "\r": "\\r", "\t": "\\t", "\v": "\\v"}
@@ -66,6 +67,20 @@ def _max_len_bytes(n: int) -> str:
     return f"must be no more than {n} bytes"
 
 
+def _remembered(check: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """`check`, remembering its answers for the last few thousand values: the same label
+    keys, values and names come by on every write. Each call gets a list of its own."""
+    answers = functools.lru_cache(maxsize=4096)(lambda value: tuple(check(value)))
+
+    @functools.wraps(check)
+    def remembered(value: str) -> list[str]:
+        if type(value) is not str:
+            return check(value)
+        return list(answers(value))
+
+    return remembered
+
+
 _DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN = _DNS1123_LABEL + r"(\." + _DNS1123_LABEL + ")*"
 _DNS1035_LABEL = "[a-z]([-a-z0-9]*[a-z0-9])?"
@@ -93,6 +108,7 @@ _LABEL_VALUE_MSG = (
     "or '.', and must start and end with an alphanumeric character")
 
 
+@_remembered
 def is_dns1123_label(value: str) -> list[str]:
     errs = []
     if byte_len(value) > 63:
@@ -108,6 +124,20 @@ def is_dns1123_label(value: str) -> list[str]:
 def is_dns1123_subdomain(value: str, *, content: bool = False) -> list[str]:
     """IsDNS1123Subdomain; `content` words the length limit as api/validate/content does
     (the prefix of a label key)."""
+    return (_dns1123_subdomain_content if content else _dns1123_subdomain)(value)
+
+
+@_remembered
+def _dns1123_subdomain_content(value: str) -> list[str]:
+    return _check_dns1123_subdomain(value, content=True)
+
+
+@_remembered
+def _dns1123_subdomain(value: str) -> list[str]:
+    return _check_dns1123_subdomain(value, content=False)
+
+
+def _check_dns1123_subdomain(value: str, *, content: bool) -> list[str]:
     errs = []
     if byte_len(value) > 253:
         errs.append(_max_len_bytes(253) if content else max_len_chars(253))
@@ -116,6 +146,7 @@ def is_dns1123_subdomain(value: str, *, content: bool = False) -> list[str]:
     return errs
 
 
+@_remembered
 def is_dns1035_label(value: str) -> list[str]:
     errs = []
     if byte_len(value) > 63:
@@ -125,6 +156,7 @@ def is_dns1035_label(value: str) -> list[str]:
     return errs
 
 
+@_remembered
 def is_qualified_name(value: str) -> list[str]:
     """IsLabelKey (IsQualifiedName): an optional DNS subdomain prefix, '/', and a name."""
     errs: list[str] = []
@@ -151,6 +183,7 @@ def is_qualified_name(value: str) -> list[str]:
     return errs
 
 
+@_remembered
 def is_label_value(value: str) -> list[str]:
     """IsValidLabelValue."""
     errs = []

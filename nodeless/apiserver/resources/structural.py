@@ -197,7 +197,16 @@ def builtin_node(schema_ref: str) -> Node:
 
 # --- values ------------------------------------------------------------------------------
 
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string",
+               list: "array", dict: "object", type(None): "null"}
+"""The JSON type of each exact Python type decoding yields: one lookup for the walk that
+asks it of every field of every write."""
+
+
 def _json_type(value: Any) -> str:
+    found = _JSON_TYPES.get(type(value))
+    if found is not None:
+        return found
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
