@@ -35,6 +35,8 @@ class WebhookConfigurations:
 
     def __init__(self) -> None:
         self._configs: dict[str, dict[str, dict[str, Any]]] = {MUTATING: {}, VALIDATING: {}}
+        self._by_name: dict[str, list[dict[str, Any]]] = {}
+        """`of(kind)`, kept until the next change: every write asks for it."""
 
     def put(self, obj: dict[str, Any]) -> None:
         kind = obj.get("kind")
@@ -44,17 +46,26 @@ class WebhookConfigurations:
             if current is not None and _rv(current) > _rv(obj):
                 return  # an older event arriving after our own write
             self._configs[kind][name] = obj
+            self._by_name.pop(kind, None)
 
     def remove(self, obj: dict[str, Any]) -> None:
         kind = obj.get("kind")
         if kind in self._configs:
             self._configs[kind].pop(obj["metadata"]["name"], None)
+            self._by_name.pop(kind, None)
 
     def replace_all(self, kind: str, objs: list[dict[str, Any]]) -> None:
         self._configs[kind] = {o["metadata"]["name"]: o for o in objs}
+        self._by_name.pop(kind, None)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
-        return [self._configs[kind][n] for n in sorted(self._configs[kind])]
+        """The configurations of `kind` by name; the same list until one changes (do
+        not modify it)."""
+        found = self._by_name.get(kind)
+        if found is None:
+            found = self._by_name[kind] = [self._configs[kind][n]
+                                           for n in sorted(self._configs[kind])]
+        return found
 
 
 def _rv(obj: dict[str, Any]) -> int:

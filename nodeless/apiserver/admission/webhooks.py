@@ -464,9 +464,23 @@ class WebhookDispatcher:
         self._resolve_service = resolve_service
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._compiled: dict[tuple[str, str, str, str, bool], list[_Hook]] = {}
+        self._last: dict[bool, tuple[list[dict[str, Any]], list[_Hook]]] = {}
+        """The hooks of the last configuration list seen, per kind: the chain passes the
+        same list until a configuration changes."""
 
     def _hooks(self, configurations: list[dict[str, Any]], mutating: bool) -> list[_Hook]:
-        """Webhooks in kube's order: configurations by name, then webhook order."""
+        """Webhooks in kube's order: configurations by name, then webhook order. A list
+        passed again is taken to hold the same configurations (pass a new list after a
+        change, as `WebhookConfigurations.of` does)."""
+        last = self._last.get(mutating)
+        if last is not None and last[0] is configurations:
+            return last[1]
+        out = self._compile_all(configurations, mutating)
+        self._last[mutating] = (configurations, out)
+        return out
+
+    def _compile_all(self, configurations: list[dict[str, Any]], mutating: bool
+                     ) -> list[_Hook]:
         out: list[_Hook] = []
         for config in sorted(configurations, key=lambda c: (c.get("metadata") or {})
                              .get("name") or ""):
