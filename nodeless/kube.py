@@ -10,6 +10,7 @@ a third of its time there; aiohttp's connector does not, and parses HTTP in C.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import ssl
 from collections.abc import AsyncIterator
@@ -43,6 +44,12 @@ class _AiohttpBody(httpx2.AsyncByteStream):
         self._response.release()
 
 
+@functools.lru_cache(maxsize=64)
+def _timeout(connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
+    """One (immutable) timeout object per pair of values, not one per request."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+
 class AiohttpTransport(httpx2.AsyncBaseTransport):
     """httpx's transport interface over one aiohttp session (created on first use, in
     the loop that uses it)."""
@@ -66,8 +73,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         timeouts = request.extensions.get("timeout") or {}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.get("connect"),
-                                        sock_read=timeouts.get("read"))
+        timeout = _timeout(timeouts.get("connect"), timeouts.get("read"))
         body = await request.aread()
         headers = [(k.decode("latin-1"), v.decode("latin-1"))
                    for k, v in request.headers.raw if k.lower() != b"host"]
