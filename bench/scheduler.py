@@ -12,7 +12,8 @@ CPU time each process spent per pod over the same span is printed too: on a mach
 shared with other work it says what pods/s cannot (the API server runs in the `nodeless
 up` process; the webhook, the scheduler and the controllers in its children).
 
-    uv run python bench/scheduler.py [--count 2000] [--clients 16] [--keep] [--backlog]
+    uv run python bench/scheduler.py [--count 2000] [--clients 32] [--repeat 5] [--keep]
+                                     [--backlog]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +158,15 @@ class LoadClient:
         await self.session.close()
 
 
-async def run(args: argparse.Namespace) -> None:
+@dataclass
+class Run:
+    pods_per_s: float
+    p50_ms: float
+    p99_ms: float
+    bound: int
+
+
+async def run(args: argparse.Namespace) -> Run:
     up = Up("bench-scheduler-", ["--no-agent"])
     print(f"nodeless up:     {up.dir}", flush=True)
     try:
@@ -216,35 +226,56 @@ async def run(args: argparse.Namespace) -> None:
         watch_task.cancel()
         beat.cancel()
         await load.close()
-        latencies = [bound[n] - sent[n] for n in bound]
+        latencies = [bound[n] - sent[n] for n in bound] or [0.0]
         last = max(bound.values()) if bound else time.perf_counter()
+        result = Run(len(bound) / (last - started), statistics.median(latencies) * 1000,
+                     percentile(latencies, 0.99) * 1000, len(bound))
         print(f"pods:            {len(bound)} of {args.count} bound "
               f"({args.clients} concurrent creators)")
         print(f"creation:        {creation_rate:7.1f} pods/s ({creation_time:.2f}s)")
         what = "host joins -> bound" if args.backlog else "create -> bound"
-        print(f"{what + ':':<17}{len(bound) / (last - started):7.1f} pods/s "
+        print(f"{what + ':':<17}{result.pods_per_s:7.1f} pods/s "
               f"({last - started:.2f}s end to end)")
-        if latencies:
-            print(f"latency:         p50 {statistics.median(latencies) * 1000:7.0f} ms   "
-                  f"p99 {percentile(latencies, 0.99) * 1000:7.0f} ms   "
-                  f"max {max(latencies) * 1000:7.0f} ms")
+        print(f"latency:         p50 {result.p50_ms:7.0f} ms   p99 {result.p99_ms:7.0f} ms   "
+              f"max {max(latencies) * 1000:7.0f} ms")
         print(f"cpu:             {cpu}")
         print(f"requests/pod:    {_requests_per_pod(up, before_requests, len(bound))}")
         await client.close()
+        return result
     finally:
         up.stop(args.keep)
+
+
+async def repeat(args: argparse.Namespace) -> None:
+    """--repeat runs, each on a fresh `nodeless up`; then the medians (one run on this
+    2-core machine varies by about 15%)."""
+    runs = []
+    for i in range(args.repeat):
+        if args.repeat > 1:
+            print(f"--- run {i + 1} of {args.repeat}", flush=True)
+        runs.append(await run(args))
+    if args.repeat > 1:
+        print(f"=== median of {args.repeat} runs: "
+              f"{statistics.median(r.pods_per_s for r in runs):.1f} pods/s "
+              f"(runs: {', '.join(f'{r.pods_per_s:.1f}' for r in runs)}), "
+              f"p50 {statistics.median(r.p50_ms for r in runs):.0f} ms, "
+              f"p99 {statistics.median(r.p99_ms for r in runs):.0f} ms, "
+              f"{min(r.bound for r in runs)} of {args.count} bound in the worst run")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=32,
+                        help="concurrent creators: the pods are created at once")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs, each on a fresh nodeless up; prints the medians")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--keep", action="store_true", help="keep the data dir and log")
     parser.add_argument("--backlog", action="store_true",
                         help="create every pod first, then register the host: measures "
                              "scheduling alone (latency from the host joining)")
-    aiotasks.run(run(parser.parse_args()))
+    aiotasks.run(repeat(parser.parse_args()))
 
 
 if __name__ == "__main__":
