@@ -141,8 +141,10 @@ class LoadClient:
     async def watch_bound(self, bound: dict[str, float], count: int, ready: asyncio.Event
                           ) -> None:
         """Record when each bench pod is first seen bound, until `count` are."""
+        # Bound pods only (a field selector): one event per pod, not one per change.
         url = (f"{self.url}/api/v1/namespaces/default/pods?watch=true&"
-               "labelSelector=bench%3Dscheduler&timeoutSeconds=3600")
+               "labelSelector=bench%3Dscheduler&fieldSelector=spec.nodeName%21%3D&"
+               "timeoutSeconds=3600")
         async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=None)
                                     ) as response:
             ready.set()
