@@ -677,8 +677,16 @@ class WebhookDispatcher:
             return []
         namespaces = _Namespaces(self._namespace_labels, attrs)
         relevant = [h for h in hooks if await _should_call(h, attrs, namespaces)]
-        results = await asyncio.gather(
-            *(self._call(h, attrs, mutating=False) for h in relevant), return_exceptions=True)
+        results: list[_Response | BaseException]
+        if len(relevant) == 1:  # the common case: no task for a lone webhook
+            try:
+                results = [await self._call(relevant[0], attrs, mutating=False)]
+            except (_CallError, WebhookError) as exc:
+                results = [exc]
+        else:
+            results = await asyncio.gather(
+                *(self._call(h, attrs, mutating=False) for h in relevant),
+                return_exceptions=True)
         warnings: list[str] = []
         failure: WebhookError | None = None
         for hook, result in zip(relevant, results, strict=True):
