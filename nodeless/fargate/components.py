@@ -266,12 +266,14 @@ class ProfileControllerComponent:
 
 def fargate_components(settings: FargateSettings, *, install_crds: bool = True,
                        activation_delay: float = 0.0) -> list[Component]:
-    """Setup, controller, webhook, scheduler, EKS API, in start order (each a client of
-    the ones before it); the EKS API only when `settings.eks_port` is set."""
+    """Setup, webhook, controller, scheduler, EKS API, in start order (each a client of
+    the ones before it); the EKS API only when `settings.eks_port` is set. The webhook
+    comes before the profile controller: a profile turns ACTIVE only once the pods it
+    matches are mutated (a pod created in between would go to the default scheduler)."""
     components: list[Component] = [
         SetupComponent(settings, install_crds=install_crds),
-        ProfileControllerComponent(settings, activation_delay=activation_delay),
         webhook_component(settings),
+        ProfileControllerComponent(settings, activation_delay=activation_delay),
         scheduler_component(settings),
     ]
     if settings.eks_port is not None:

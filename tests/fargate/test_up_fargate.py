@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -358,8 +359,9 @@ def test_scheduler_process_goes_with_nodeless_up(tmp_path: Path) -> None:
     import signal
 
     def children() -> list[int]:
-        found = subprocess.run(["pgrep", "-f", f"nodeless.fargate.scheduler.*{tmp_path}"],
-                               capture_output=True, text=True)
+        found = subprocess.run(
+            ["pgrep", "-f", f"nodeless.fargate.(scheduler|admission).*{tmp_path}"],
+            capture_output=True, text=True)
         return [int(p) for p in found.stdout.split()]
 
     for stop in ("down", "kill"):
@@ -369,14 +371,44 @@ def test_scheduler_process_goes_with_nodeless_up(tmp_path: Path) -> None:
         assert started.returncode == 0, started.stdout + started.stderr
         running = [p for p in children() if str(data_dir) in Path(
             f"/proc/{p}/cmdline").read_text()]
-        assert len(running) == 1, running
+        assert len(running) == 2, running  # the scheduler and the webhook
         if stop == "down":
             assert nodeless("down", "--data-dir", str(data_dir)).returncode == 0
         else:
             pid = int((data_dir / "nodeless.pid").read_text())
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 20
-        while Path(f"/proc/{running[0]}").exists() and \
-                "Z" not in Path(f"/proc/{running[0]}/stat").read_text().split()[2]:
-            assert time.monotonic() < deadline, f"scheduler survived `{stop}`"
-            time.sleep(0.1)
+        for child in running:
+            while Path(f"/proc/{child}").exists() and \
+                    "Z" not in Path(f"/proc/{child}/stat").read_text().split()[2]:
+                assert time.monotonic() < deadline, f"child {child} survived `{stop}`"
+                time.sleep(0.1)
+
+
+def test_a_pod_created_once_fp_default_is_active_goes_to_fargate(tmp_path: Path) -> None:
+    """A client that waits for fp-default to be ACTIVE (not for `nodeless up` to return)
+    and then creates a pod gets it mutated: the webhook is registered before the profile
+    controller may make a profile ACTIVE."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nodeless.cli.main", "up", "--data-dir", str(data_dir),
+         "--port", str(port), "--eks-port", "0", "--no-agent", "--no-controllers"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        c = Cluster(data_dir, port, 0)
+        deadline = time.monotonic() + 90
+        while not (data_dir / "kubeconfig").exists() or ((
+                (c.profile("fp-default") if (data_dir / "kubeconfig").exists() else None)
+                or {}).get("status") or {}).get("status") != "ACTIVE":
+            assert proc.poll() is None, "nodeless up exited"
+            assert time.monotonic() < deadline, "fp-default did not become ACTIVE"
+            time.sleep(0.05)
+        c.kubectl("run", "early", "--image=busybox", "--restart=Never")
+        pod = json.loads(c.kubectl("get", "pod", "early", "-o", "json").stdout)
+        assert pod["spec"]["schedulerName"] == "fargate-scheduler", pod["spec"]
+        assert pod["metadata"]["annotations"]["eks.amazonaws.com/fargate-profile"] == \
+            "fp-default"
+    finally:
+        proc.terminate()
+        proc.wait(30)
