@@ -161,7 +161,15 @@ class SetupComponent:
 
 
 async def install_crds(client: AsyncClient, timeout: float = 30.0) -> None:
-    """Create or update nodeless's CRDs and wait until the API server establishes them."""
+    """Create or update nodeless's CRDs, delete the retired ones (`crds.RETIRED_CRDS`),
+    and wait until the API server establishes the current ones."""
+    for name in crds.RETIRED_CRDS:
+        try:
+            await client.delete(CustomResourceDefinition, name)
+            log.info("deleted CRD %s: no longer used", name)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
     for crd in crds.all_crds():
         name = crd["metadata"]["name"]
         try:

@@ -176,5 +176,10 @@ def fargate_host_crd() -> dict[str, Any]:
     ])
 
 
+RETIRED_CRDS = (f"podipallocations.{GROUP}",)
+"""CRDs an earlier nodeless installed and this one no longer reads: setup deletes them,
+and their objects with them (a pod IP's claim is now its micro-node, see ipam.py)."""
+
+
 def all_crds() -> list[dict[str, Any]]:
     return [fargate_profile_crd(), subnet_crd(), fargate_host_crd()]

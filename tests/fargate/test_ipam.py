@@ -13,8 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from lightkube import codecs
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import Node
 
+from nodeless.fargate.components import install_crds
 from nodeless.fargate.ipam import (
     AddressesExhausted,
     Allocation,
@@ -185,5 +188,29 @@ async def test_allocate_before_start_is_an_error(server: RunningAPIServer) -> No
     try:
         with pytest.raises(RuntimeError, match="start"):
             await claim(IPAllocator(client), [], pod())
+    finally:
+        await client.close()
+
+
+async def test_setup_deletes_the_retired_allocation_crd(server: RunningAPIServer) -> None:
+    """A data dir of an earlier nodeless still has the PodIPAllocation CRD (and objects):
+    setup deletes it, since the micro-node is now the claim on an address."""
+    client = async_client(server.kubeconfig)
+    try:
+        retired = {
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "podipallocations.fargate.nodeless.io"},
+            "spec": {"group": "fargate.nodeless.io", "scope": "Cluster", "names": {
+                "plural": "podipallocations", "singular": "podipallocation",
+                "kind": "PodIPAllocation", "listKind": "PodIPAllocationList"},
+                "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                    "openAPIV3Schema": {"type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": True}}}]}}
+        await client.create(codecs.from_dict(retired))
+        await install_crds(client)
+        names = {c.metadata.name async for c in client.list(CustomResourceDefinition)}
+        assert "podipallocations.fargate.nodeless.io" not in names
+        assert "fargatehosts.fargate.nodeless.io" in names
+        await install_crds(client)  # nothing to delete the second time: fine
     finally:
         await client.close()
