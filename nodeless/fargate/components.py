@@ -164,12 +164,7 @@ async def install_crds(client: AsyncClient, timeout: float = 30.0) -> None:
     """Create or update nodeless's CRDs, delete the retired ones (`crds.RETIRED_CRDS`),
     and wait until the API server establishes the current ones."""
     for name in crds.RETIRED_CRDS:
-        try:
-            await client.delete(CustomResourceDefinition, name)
-            log.info("deleted CRD %s: no longer used", name)
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
+        await _delete(client, CustomResourceDefinition, name, "no longer used")
     for crd in crds.all_crds():
         name = crd["metadata"]["name"]
         try:
@@ -224,12 +219,18 @@ async def publish_subnets(client: AsyncClient, vpc: vpc_mod.VPC) -> None:
             await client.replace(Subnet(obj))
     for name, current in existing.items():
         if name not in wanted and VPC_LABEL in (current["metadata"].get("labels") or {}):
-            try:
-                await client.delete(Subnet, name)
-                log.info("deleted subnet %s: no longer in the VPC definition", name)
-            except ApiError as exc:
-                if exc.status.code != 404:
-                    raise
+            await _delete(client, Subnet, name, "no longer in the VPC definition")
+
+
+async def _delete(client: AsyncClient, resource: Any, name: str, why: str) -> None:
+    """Delete a cluster-scoped object setup made and no longer wants; gone already is
+    fine."""
+    try:
+        await client.delete(resource, name)
+        log.info("deleted %s %s: %s", resource.__name__, name, why)
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
 
 
 async def _retrying(what: str, step: Callable[[], Awaitable[None]], *,
