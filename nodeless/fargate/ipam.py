@@ -326,6 +326,7 @@ class IPAllocator:
             return
         if self._by_ip.get(allocation.ip) == name:
             del self._by_ip[allocation.ip]
+        self._lost.pop(allocation.ip, None)  # gone: free now, whoever won it
         self._zone_counts[allocation.zone] -= 1
         self._subnet_counts[allocation.subnet] -= 1
         uid = (old["metadata"].get("labels") or {}).get(POD_UID_LABEL)
@@ -440,7 +441,8 @@ class IPAllocator:
                     if e.status.code != 409:
                         raise
                     log.debug("address %s taken by another scheduler; trying the next", ip)
-                    self._lost[ip] = time.monotonic() + CONFLICT_MEMORY
+                    if ip not in self._by_ip:  # else the watch has shown the winner already
+                        self._lost[ip] = time.monotonic() + CONFLICT_MEMORY
                     continue
                 finally:
                     del self._pending[ip]

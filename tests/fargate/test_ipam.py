@@ -147,10 +147,12 @@ async def test_exhaustion_release_and_reuse(allocators: list[IPAllocator]) -> No
     released = steps.node_name("10.3.0.9", REGION)
     await first.release(released)
     await first.release(released)  # already gone: fine
-    for _ in range(200):
+    for _ in range(500):
         if released not in second.nodes():
             break
         await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the other allocator's watch never showed the release")
     again = await claim(second, tiny, pod("new"))
     assert again.ip == "10.3.0.9"
     with pytest.raises(AddressesExhausted):
