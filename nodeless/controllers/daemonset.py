@@ -119,10 +119,7 @@ class DaemonSetController(Controller):
         if ref is None or ref.get("kind") != "DaemonSet":
             return
         key = f"{pod['metadata']['namespace']}/{ref['name']}"
-        if old is None:
-            self.expectations.creation_observed(key)
-        elif new is None or (is_deleting(new) and not is_deleting(old)):
-            self.expectations.deletion_observed(key, pod["metadata"]["uid"])
+        self.expectations.observe_pod(key, old, new)
         self.enqueue(key)
 
     async def sync(self, key: str) -> None:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+from nodeless.controllers.objects import is_deleting
 
 EXPECTATIONS_TIMEOUT = 300.0
 
@@ -53,6 +56,16 @@ class Expectations:
         item = self._items.get(key)
         if item is not None:
             item.deletes.discard(uid)
+
+    def observe_pod(self, key: str, old: dict[str, Any] | None,
+                    new: dict[str, Any] | None) -> None:
+        """A pod event of the owner `key`, from its informer: a pod seen for the first time
+        is a creation observed; one gone, or newly deleting, a deletion observed."""
+        if old is None:
+            self.creation_observed(key)
+        elif new is None or (is_deleting(new) and not is_deleting(old)):
+            pod = new or old
+            self.deletion_observed(key, pod["metadata"]["uid"])
 
     def forget(self, key: str) -> None:
         self._items.pop(key, None)

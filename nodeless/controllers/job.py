@@ -83,10 +83,7 @@ class JobController(Controller):
         key = self._owner_key(pod)
         if key is None:
             return
-        if old is None:
-            self.expectations.creation_observed(key)
-        elif new is None or (is_deleting(new) and not is_deleting(old)):
-            self.expectations.deletion_observed(key, pod["metadata"]["uid"])
+        self.expectations.observe_pod(key, old, new)
         self.enqueue(key)
 
     async def sync(self, key: str) -> None:
